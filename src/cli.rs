@@ -1,0 +1,292 @@
+//! The `tessera` command line. Every command reads the same settings
+//! (defaults, `tessera.toml`, `TESSERA_*`) and works directly on the
+//! database, so client management works with the server stopped.
+//!
+//! Output contract: with `--json`, stdout carries exactly one JSON document
+//! and nothing else; messages go to stderr. Exit codes: 0 success, 1 the
+//! operation failed (no such client, database error), 2 bad usage or
+//! configuration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::clients::{self, ClientError, ClientSpec};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::startup::{self, Application};
+use crate::store::Database;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "OAuth 2.0 token server for machine-to-machine JWTs"
+)]
+pub struct Cli {
+    /// Configuration file (default: ./tessera.toml if present; or TESSERA_CONFIG).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its id and secret once.
+    Create(CreateArgs),
+    /// List clients.
+    List(JsonFlag),
+    /// Show one client.
+    Show(IdArgs),
+    /// Disable a client: it can no longer obtain tokens.
+    Disable(IdArgs),
+    /// Delete a client and its secrets.
+    Delete(IdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// A name for people to recognise the client by.
+    #[arg(long)]
+    pub name: String,
+    /// Space-separated scopes the client may request.
+    #[arg(long, default_value = "")]
+    pub scope: String,
+    /// An audience (resource URI) the client may request; repeat for more.
+    /// The first is the default.
+    #[arg(long = "audience", value_name = "URI")]
+    pub audiences: Vec<String>,
+    /// Access-token lifetime (default: TESSERA_ACCESS_TOKEN_TTL, 300).
+    #[arg(long, value_name = "SECONDS")]
+    pub access_token_ttl: Option<i64>,
+    /// Use this client id instead of a generated UUID.
+    #[arg(long)]
+    pub id: Option<String>,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The client id.
+    pub id: String,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON on stdout and nothing else.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses the command line, runs the command, and returns the exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tessera: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings),
+        Command::Migrate => migrate(&settings),
+        Command::Client(cmd) => client(&settings, cmd),
+    }
+}
+
+fn serve(settings: Settings) -> ExitCode {
+    let result = actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings, Arc::new(SystemClock)).await?;
+        let r = app.report();
+        for version in &r.migrations.applied {
+            log::info!("applied migration {version}");
+        }
+        match &r.kek_source {
+            crate::keys::kek::KekSource::Created(path) => log::warn!(
+                "created a new key-encryption key at {}: back it up; without it the signing keys cannot be opened",
+                path.display()
+            ),
+            crate::keys::kek::KekSource::File(path) => {
+                log::info!("key-encryption key: {}", path.display())
+            }
+            crate::keys::kek::KekSource::Environment => {
+                log::info!("key-encryption key: from TESSERA_KEK")
+            }
+        }
+        if let Some(kid) = &r.new_key {
+            log::info!("generated the first signing key (ES256, kid {kid})");
+        }
+        log::info!(
+            "Tessera listening on port {}, issuer {} (signing key {})",
+            app.port(),
+            app.issuer(),
+            r.active_kid
+        );
+        if r.clients == 0 {
+            log::info!(
+                "no clients yet; create one with: tessera client create --name my-service --scope \"read write\""
+            );
+        }
+        app.run_until_stopped()
+            .await
+            .map_err(|e| startup::StartupError::Io(e.to_string()))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera: cannot start: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn migrate(settings: &Settings) -> ExitCode {
+    let db = match Database::open(
+        &settings.database_url,
+        1,
+        std::time::Duration::from_secs(settings.db_timeout),
+    ) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match db.migrate() {
+        Ok(report) if report.applied.is_empty() => {
+            println!("{} database is up to date", db.backend().name());
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            for version in &report.applied {
+                println!("applied {version}");
+            }
+            println!(
+                "{} database migrated ({} migration(s))",
+                db.backend().name(),
+                report.applied.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn client(settings: &Settings, cmd: ClientCommand) -> ExitCode {
+    let result = (|| -> Result<(), ClientError> {
+        let (db, _) = startup::open_database(settings)?;
+        let mut conn = db.conn()?;
+        let now = SystemClock.now();
+        match cmd {
+            ClientCommand::Create(args) => {
+                let spec = ClientSpec {
+                    id: args.id,
+                    name: args.name,
+                    scope: args.scope,
+                    audiences: args.audiences,
+                    access_token_ttl: args.access_token_ttl.unwrap_or(settings.access_token_ttl),
+                };
+                let created = clients::create(&mut conn, &spec, now)?;
+                if args.output.json {
+                    print_json(&serde_json::json!({
+                        "client_id": created.client_id,
+                        "client_secret": created.client_secret.expose(),
+                    }));
+                } else {
+                    println!("client_id:     {}", created.client_id);
+                    println!("client_secret: {}", created.client_secret.expose());
+                    eprintln!(
+                        "Store the secret now: Tessera keeps only its hash and cannot show it again."
+                    );
+                }
+            }
+            ClientCommand::List(out) => {
+                let all = clients::list(&mut conn)?;
+                if out.json {
+                    print_json(&all);
+                } else if all.is_empty() {
+                    eprintln!("no clients");
+                } else {
+                    for c in all {
+                        println!(
+                            "{}\t{}\t{}\t{}",
+                            c.client_id,
+                            if c.disabled { "disabled" } else { "enabled" },
+                            c.name,
+                            c.scope
+                        );
+                    }
+                }
+            }
+            ClientCommand::Show(args) => {
+                let view = clients::show(&mut conn, &args.id)?;
+                if args.output.json {
+                    print_json(&view);
+                } else {
+                    println!("client_id:        {}", view.client_id);
+                    println!("name:             {}", view.name);
+                    println!("scope:            {}", view.scope);
+                    println!("audiences:        {}", view.audiences.join(" "));
+                    println!("access_token_ttl: {}s", view.access_token_ttl);
+                    println!("disabled:         {}", view.disabled);
+                }
+            }
+            ClientCommand::Disable(args) => {
+                clients::disable(&mut conn, &args.id, now)?;
+                if args.output.json {
+                    print_json(&serde_json::json!({ "client_id": args.id, "disabled": true }));
+                } else {
+                    println!("disabled client {}", args.id);
+                }
+            }
+            ClientCommand::Delete(args) => {
+                clients::delete(&mut conn, &args.id)?;
+                if args.output.json {
+                    print_json(&serde_json::json!({ "client_id": args.id, "deleted": true }));
+                } else {
+                    println!("deleted client {}", args.id);
+                }
+            }
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ ClientError::Invalid { .. }) => {
+            eprintln!("tessera: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("tessera: cannot encode JSON: {e}"),
+    }
+}

@@ -1,0 +1,208 @@
+//! Client management shared by the CLI and the admin API: validation of what
+//! an operator asks for, creation with a server-generated secret shown once,
+//! and the JSON view of a client.
+
+use serde::Serialize;
+
+use crate::clock::UnixSeconds;
+use crate::config::MAX_ACCESS_TOKEN_TTL;
+use crate::oauth::audience::{is_valid_uri, split_list};
+use crate::oauth::scope::Scope;
+use crate::store::{DbConnection, StoreError, clients};
+use crate::token::secret::{CLIENT_SECRET_PREFIX, PlainSecret};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("no client with id {0:?}")]
+    NotFound(String),
+    #[error("a client with id {0:?} already exists")]
+    AlreadyExists(String),
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("cannot generate a secret: {0}")]
+    Crypto(#[from] crate::crypto::CryptoError),
+}
+
+impl From<StoreError> for ClientError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ClientError {
+    ClientError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// What an operator asks for when registering a client.
+#[derive(Debug, Clone)]
+pub struct ClientSpec {
+    /// Chosen id, e.g. to keep ids when migrating from another server;
+    /// `None` generates a UUID.
+    pub id: Option<String>,
+    pub name: String,
+    pub scope: String,
+    pub audiences: Vec<String>,
+    pub access_token_ttl: i64,
+}
+
+pub struct CreatedClient {
+    pub client_id: String,
+    pub client_secret: PlainSecret,
+}
+
+/// Ids travel in Basic credentials, URLs and logs: keep them to RFC 3986
+/// unreserved characters.
+fn valid_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+impl ClientSpec {
+    fn validate(&self) -> Result<(String, String, String), ClientError> {
+        let id = match &self.id {
+            Some(id) if !valid_id(id) => {
+                return Err(invalid(
+                    "--id",
+                    "1 to 128 characters from A-Z a-z 0-9 - . _ ~",
+                ));
+            }
+            Some(id) => id.clone(),
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        let name = self.name.trim();
+        if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+            return Err(invalid(
+                "--name",
+                "1 to 200 characters, no control characters",
+            ));
+        }
+        let scope = Scope::parse(&self.scope).map_err(|_| {
+            invalid(
+                "--scope",
+                "space-separated tokens of printable ASCII without \" or \\ (RFC 6749 §3.3)",
+            )
+        })?;
+        for aud in &self.audiences {
+            if !is_valid_uri(aud) {
+                return Err(invalid(
+                    "--audience",
+                    format!("{aud:?} is not an absolute URI without a fragment"),
+                ));
+            }
+        }
+        if !(1..=MAX_ACCESS_TOKEN_TTL).contains(&self.access_token_ttl) {
+            return Err(invalid(
+                "--access-token-ttl",
+                format!("must be between 1 and {MAX_ACCESS_TOKEN_TTL} seconds"),
+            ));
+        }
+        let mut audiences: Vec<&str> = Vec::new();
+        for aud in &self.audiences {
+            if !audiences.contains(&aud.as_str()) {
+                audiences.push(aud);
+            }
+        }
+        Ok((id, scope.to_string(), audiences.join(" ")))
+    }
+}
+
+pub fn create(
+    conn: &mut DbConnection,
+    spec: &ClientSpec,
+    now: UnixSeconds,
+) -> Result<CreatedClient, ClientError> {
+    let (id, scopes, audiences) = spec.validate()?;
+    let secret = PlainSecret::generate(CLIENT_SECRET_PREFIX)?;
+    let new = clients::NewClient {
+        id: &id,
+        name: spec.name.trim(),
+        scopes: &scopes,
+        audiences: &audiences,
+        access_token_ttl: spec.access_token_ttl,
+        refresh_tokens: true,
+        can_introspect: false,
+        created_at: now,
+        updated_at: now,
+    };
+    match clients::insert_client(conn, &new, secret.hash().as_bytes()) {
+        Ok(()) => {}
+        Err(StoreError::Query(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        ))) => return Err(ClientError::AlreadyExists(id)),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(CreatedClient {
+        client_id: id,
+        client_secret: secret,
+    })
+}
+
+/// A client as operators see it: never a secret or its hash.
+#[derive(Debug, Serialize)]
+pub struct ClientView {
+    pub client_id: String,
+    pub name: String,
+    pub scope: String,
+    pub audiences: Vec<String>,
+    pub access_token_ttl: i64,
+    pub disabled: bool,
+    pub disabled_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<clients::Client> for ClientView {
+    fn from(c: clients::Client) -> Self {
+        Self {
+            audiences: split_list(&c.audiences),
+            disabled: c.is_disabled(),
+            client_id: c.id,
+            name: c.name,
+            scope: c.scopes,
+            access_token_ttl: c.access_token_ttl,
+            disabled_at: c.disabled_at,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+pub fn show(conn: &mut DbConnection, id: &str) -> Result<ClientView, ClientError> {
+    clients::find_client(conn, id)?
+        .map(ClientView::from)
+        .ok_or_else(|| ClientError::NotFound(id.to_owned()))
+}
+
+pub fn list(conn: &mut DbConnection) -> Result<Vec<ClientView>, ClientError> {
+    Ok(clients::list_clients(conn)?
+        .into_iter()
+        .map(ClientView::from)
+        .collect())
+}
+
+pub fn disable(conn: &mut DbConnection, id: &str, now: UnixSeconds) -> Result<(), ClientError> {
+    if clients::disable_client(conn, id, now)? {
+        Ok(())
+    } else {
+        Err(ClientError::NotFound(id.to_owned()))
+    }
+}
+
+pub fn delete(conn: &mut DbConnection, id: &str) -> Result<(), ClientError> {
+    if clients::delete_client(conn, id)? {
+        Ok(())
+    } else {
+        Err(ClientError::NotFound(id.to_owned()))
+    }
+}

@@ -1,0 +1,344 @@
+//! Settings: defaults that run on a laptop with no setup, overridden by
+//! `tessera.toml` and then by `TESSERA_*` environment variables. Every error
+//! names the setting at fault. Settings are passed in, never read from a
+//! global.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub const DEFAULT_CONFIG_FILE: &str = "tessera.toml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on (`TESSERA_BIND`).
+    pub bind: String,
+    /// The issuer identifier (`TESSERA_ISSUER`); default `http://` + bind address.
+    pub issuer: Option<String>,
+    /// `sqlite://PATH` or `postgres://…` (`TESSERA_DATABASE_URL`).
+    pub database_url: String,
+    /// Folder holding the key-encryption key (`TESSERA_KEYS_DIR`).
+    pub keys_dir: PathBuf,
+    /// The key-encryption key itself, base64url (`TESSERA_KEK`), instead of a file.
+    pub kek: Option<String>,
+    /// Audience for clients registered without one (`TESSERA_DEFAULT_AUDIENCE`);
+    /// default: the issuer.
+    pub default_audience: Option<String>,
+    /// Access-token lifetime in seconds for new clients (`TESSERA_ACCESS_TOKEN_TTL`).
+    pub access_token_ttl: i64,
+    /// `max-age` of the JWKS and metadata documents (`TESSERA_JWKS_MAX_AGE`).
+    pub jwks_max_age: u64,
+    /// Database connections in the pool (`TESSERA_DB_POOL_SIZE`).
+    pub db_pool_size: u32,
+    /// Seconds to wait for a database connection before answering 503
+    /// (`TESSERA_DB_TIMEOUT`).
+    pub db_timeout: u64,
+    /// Largest accepted request body in bytes (`TESSERA_MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+    /// HTTP worker threads (`TESSERA_WORKERS`); default: one per core.
+    pub workers: Option<usize>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".to_owned(),
+            issuer: None,
+            database_url: "sqlite://data/tessera.db".to_owned(),
+            keys_dir: PathBuf::from("keys"),
+            kek: None,
+            default_audience: None,
+            access_token_ttl: 300,
+            jwks_max_age: 300,
+            db_pool_size: 8,
+            db_timeout: 5,
+            max_body_bytes: 64 * 1024,
+            workers: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("{setting}: {message}")]
+    Invalid {
+        setting: &'static str,
+        message: String,
+    },
+}
+
+fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        message: message.into(),
+    }
+}
+
+/// Largest access-token lifetime accepted anywhere: one day. Tokens that
+/// live longer defeat the point of short-lived JWTs with offline validation.
+pub const MAX_ACCESS_TOKEN_TTL: i64 = 86_400;
+
+impl Settings {
+    /// Loads defaults, then the config file (`explicit`, else `TESSERA_CONFIG`,
+    /// else `./tessera.toml` if present), then the environment.
+    pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(explicit, |k| std::env::var(k).ok())
+    }
+
+    /// As [`Settings::load`], reading variables through `env` (testable).
+    pub fn load_from(
+        explicit: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let path = explicit
+            .map(Path::to_path_buf)
+            .or_else(|| env("TESSERA_CONFIG").map(PathBuf::from));
+        let mut settings = match path {
+            Some(path) => Self::from_file(&path)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                Self::from_file(Path::new(DEFAULT_CONFIG_FILE))?
+            }
+            None => Self::default(),
+        };
+        settings.apply_env(env)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::File {
+            path: path.to_path_buf(),
+            message: e.message().to_owned(),
+        })
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parsed<T: std::str::FromStr>(
+            setting: &'static str,
+            value: &str,
+        ) -> Result<T, ConfigError> {
+            value
+                .trim()
+                .parse()
+                .map_err(|_| invalid(setting, format!("cannot parse {value:?}")))
+        }
+        if let Some(v) = env("TESSERA_BIND") {
+            self.bind = v;
+        }
+        if let Some(v) = env("TESSERA_ISSUER") {
+            self.issuer = Some(v);
+        }
+        if let Some(v) = env("TESSERA_DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = env("TESSERA_KEYS_DIR") {
+            self.keys_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("TESSERA_KEK") {
+            self.kek = Some(v);
+        }
+        if let Some(v) = env("TESSERA_DEFAULT_AUDIENCE") {
+            self.default_audience = Some(v);
+        }
+        if let Some(v) = env("TESSERA_ACCESS_TOKEN_TTL") {
+            self.access_token_ttl = parsed("TESSERA_ACCESS_TOKEN_TTL", &v)?;
+        }
+        if let Some(v) = env("TESSERA_JWKS_MAX_AGE") {
+            self.jwks_max_age = parsed("TESSERA_JWKS_MAX_AGE", &v)?;
+        }
+        if let Some(v) = env("TESSERA_DB_POOL_SIZE") {
+            self.db_pool_size = parsed("TESSERA_DB_POOL_SIZE", &v)?;
+        }
+        if let Some(v) = env("TESSERA_DB_TIMEOUT") {
+            self.db_timeout = parsed("TESSERA_DB_TIMEOUT", &v)?;
+        }
+        if let Some(v) = env("TESSERA_MAX_BODY_BYTES") {
+            self.max_body_bytes = parsed("TESSERA_MAX_BODY_BYTES", &v)?;
+        }
+        if let Some(v) = env("TESSERA_WORKERS") {
+            self.workers = Some(parsed("TESSERA_WORKERS", &v)?);
+        }
+        Ok(())
+    }
+
+    /// Checks everything that can be checked before binding a socket.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.bind_addr()?;
+        if let Some(issuer) = &self.issuer {
+            validate_issuer(issuer)?;
+        }
+        if let Some(aud) = &self.default_audience {
+            if !crate::oauth::audience::is_valid_uri(aud) {
+                return Err(invalid(
+                    "TESSERA_DEFAULT_AUDIENCE",
+                    "must be an absolute URI without spaces or a fragment",
+                ));
+            }
+        }
+        crate::store::Backend::from_url(&self.database_url)
+            .map_err(|e| invalid("TESSERA_DATABASE_URL", e.to_string()))?;
+        if !(1..=MAX_ACCESS_TOKEN_TTL).contains(&self.access_token_ttl) {
+            return Err(invalid(
+                "TESSERA_ACCESS_TOKEN_TTL",
+                format!("must be between 1 and {MAX_ACCESS_TOKEN_TTL} seconds"),
+            ));
+        }
+        if self.db_pool_size == 0 {
+            return Err(invalid("TESSERA_DB_POOL_SIZE", "must be at least 1"));
+        }
+        if self.db_timeout == 0 {
+            return Err(invalid("TESSERA_DB_TIMEOUT", "must be at least 1 second"));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(invalid("TESSERA_MAX_BODY_BYTES", "must be at least 1024"));
+        }
+        if self.workers == Some(0) {
+            return Err(invalid("TESSERA_WORKERS", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.bind.parse().map_err(|_| {
+            invalid(
+                "TESSERA_BIND",
+                format!("not a socket address: {:?}", self.bind),
+            )
+        })
+    }
+}
+
+/// RFC 8414 §2: the issuer is an https URL with no query or fragment. Plain
+/// http is allowed only on loopback, for development. A trailing slash is
+/// refused because every endpoint URL and every `iss` is built from it, and
+/// validators compare `iss` byte for byte.
+pub fn validate_issuer(issuer: &str) -> Result<(), ConfigError> {
+    let rest = if let Some(rest) = issuer.strip_prefix("https://") {
+        rest
+    } else if let Some(rest) = issuer.strip_prefix("http://") {
+        if !is_loopback_authority(rest.split('/').next().unwrap_or_default()) {
+            return Err(invalid(
+                "TESSERA_ISSUER",
+                "must be an https URL (http is allowed only for a loopback address)",
+            ));
+        }
+        rest
+    } else {
+        return Err(invalid("TESSERA_ISSUER", "must be an https URL"));
+    };
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(invalid("TESSERA_ISSUER", "has no host"));
+    }
+    if issuer.contains(['?', '#']) || issuer.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(
+            "TESSERA_ISSUER",
+            "must not contain a query, a fragment or whitespace",
+        ));
+    }
+    if issuer.ends_with('/') {
+        return Err(invalid("TESSERA_ISSUER", "must not end with '/'"));
+    }
+    Ok(())
+}
+
+fn is_loopback_authority(authority: &str) -> bool {
+    // Strip an optional port, minding IPv6 brackets.
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn environment_overrides_defaults() -> Result<(), ConfigError> {
+        let s = Settings::load_from(
+            None,
+            env_of(&[
+                ("TESSERA_BIND", "127.0.0.1:9999"),
+                ("TESSERA_DATABASE_URL", "postgres://x@localhost/db"),
+                ("TESSERA_ACCESS_TOKEN_TTL", "60"),
+            ]),
+        )?;
+        assert_eq!(s.bind, "127.0.0.1:9999");
+        assert_eq!(s.database_url, "postgres://x@localhost/db");
+        assert_eq!(s.access_token_ttl, 60);
+        Ok(())
+    }
+
+    #[test]
+    fn a_bad_setting_is_named_in_the_error() {
+        for (pairs, name) in [
+            (&[("TESSERA_BIND", "nonsense")][..], "TESSERA_BIND"),
+            (
+                &[("TESSERA_ACCESS_TOKEN_TTL", "five")][..],
+                "TESSERA_ACCESS_TOKEN_TTL",
+            ),
+            (
+                &[("TESSERA_ACCESS_TOKEN_TTL", "0")][..],
+                "TESSERA_ACCESS_TOKEN_TTL",
+            ),
+            (
+                &[("TESSERA_ISSUER", "http://auth.example.com")][..],
+                "TESSERA_ISSUER",
+            ),
+            (
+                &[("TESSERA_DATABASE_URL", "mysql://x")][..],
+                "TESSERA_DATABASE_URL",
+            ),
+        ] {
+            let pairs: &'static [(&str, &str)] = pairs;
+            let err = Settings::load_from(None, env_of(pairs))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains(name), "{err:?} should name {name}");
+        }
+    }
+
+    #[test]
+    fn issuer_rules_follow_rfc_8414() {
+        assert!(validate_issuer("https://auth.example.com").is_ok());
+        assert!(validate_issuer("https://auth.example.com/tenant").is_ok());
+        assert!(validate_issuer("http://127.0.0.1:8080").is_ok());
+        assert!(validate_issuer("http://localhost:8080").is_ok());
+        assert!(validate_issuer("http://[::1]:8080").is_ok());
+        assert!(validate_issuer("http://auth.example.com").is_err());
+        assert!(validate_issuer("http://127.0.0.1.evil.com").is_err());
+        assert!(validate_issuer("https://auth.example.com/").is_err());
+        assert!(validate_issuer("https://auth.example.com?x=1").is_err());
+        assert!(validate_issuer("https://").is_err());
+        assert!(validate_issuer("ftp://auth.example.com").is_err());
+    }
+}

@@ -1,0 +1,121 @@
+//! Signing-key generation and public-key extraction.
+//!
+//! Keys are kept as PKCS#8 DER, the form `ring` generates and parses. ES256
+//! is the default; EdDSA (Ed25519) can be generated too. `ring` cannot
+//! generate RSA keys, so RS256 only ever arrives by import.
+
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+
+use super::{CryptoError, random};
+
+/// A JWS algorithm Tessera signs with (RFC 7518 names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningAlgorithm {
+    Es256,
+    EdDsa,
+}
+
+impl SigningAlgorithm {
+    pub fn jws_name(self) -> &'static str {
+        match self {
+            Self::Es256 => "ES256",
+            Self::EdDsa => "EdDSA",
+        }
+    }
+
+    pub fn from_jws_name(name: &str) -> Option<Self> {
+        match name {
+            "ES256" => Some(Self::Es256),
+            "EdDSA" => Some(Self::EdDsa),
+            _ => None,
+        }
+    }
+
+    pub fn jwt_algorithm(self) -> jsonwebtoken::Algorithm {
+        match self {
+            Self::Es256 => jsonwebtoken::Algorithm::ES256,
+            Self::EdDsa => jsonwebtoken::Algorithm::EdDSA,
+        }
+    }
+}
+
+/// The public half of a signing key, as the raw members a JWK needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicKey {
+    /// P-256 affine coordinates, 32 bytes each.
+    P256 { x: Vec<u8>, y: Vec<u8> },
+    /// Ed25519 public key, 32 bytes.
+    Ed25519 { x: Vec<u8> },
+}
+
+pub fn generate_pkcs8(alg: SigningAlgorithm) -> Result<Vec<u8>, CryptoError> {
+    let rng = random::system();
+    let doc = match alg {
+        SigningAlgorithm::Es256 => {
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        }
+        SigningAlgorithm::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng),
+    }
+    .map_err(|_| CryptoError::Random)?;
+    Ok(doc.as_ref().to_vec())
+}
+
+/// Parses a PKCS#8 private key and returns its public half; fails if the key
+/// is not of the stated algorithm.
+pub fn public_key(alg: SigningAlgorithm, pkcs8: &[u8]) -> Result<PublicKey, CryptoError> {
+    match alg {
+        SigningAlgorithm::Es256 => {
+            let pair = EcdsaKeyPair::from_pkcs8(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                pkcs8,
+                &random::system(),
+            )
+            .map_err(|_| CryptoError::KeyRejected("not a P-256 PKCS#8 key"))?;
+            split_uncompressed_p256(pair.public_key().as_ref())
+        }
+        SigningAlgorithm::EdDsa => {
+            let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
+                .map_err(|_| CryptoError::KeyRejected("not an Ed25519 PKCS#8 key"))?;
+            Ok(PublicKey::Ed25519 {
+                x: pair.public_key().as_ref().to_vec(),
+            })
+        }
+    }
+}
+
+/// `0x04 || x || y` (SEC 1 uncompressed point) into its coordinates.
+pub(crate) fn split_uncompressed_p256(point: &[u8]) -> Result<PublicKey, CryptoError> {
+    match point {
+        [0x04, rest @ ..] if rest.len() == 64 => {
+            let (x, y) = rest.split_at(32);
+            Ok(PublicKey::P256 {
+                x: x.to_vec(),
+                y: y.to_vec(),
+            })
+        }
+        _ => Err(CryptoError::KeyRejected("not an uncompressed P-256 point")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_parse_back_with_their_own_algorithm_only() -> Result<(), CryptoError> {
+        let es = generate_pkcs8(SigningAlgorithm::Es256)?;
+        assert!(matches!(
+            public_key(SigningAlgorithm::Es256, &es)?,
+            PublicKey::P256 { ref x, ref y } if x.len() == 32 && y.len() == 32
+        ));
+        assert!(public_key(SigningAlgorithm::EdDsa, &es).is_err());
+
+        let ed = generate_pkcs8(SigningAlgorithm::EdDsa)?;
+        assert!(matches!(
+            public_key(SigningAlgorithm::EdDsa, &ed)?,
+            PublicKey::Ed25519 { ref x } if x.len() == 32
+        ));
+        assert!(public_key(SigningAlgorithm::Es256, &ed).is_err());
+        Ok(())
+    }
+}

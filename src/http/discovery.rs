@@ -1,0 +1,89 @@
+//! The RFC 8414 metadata document. Everything in it is known in memory except
+//! `scopes_supported`, which is the union of the enabled clients' scopes: it
+//! is re-read at most every [`SCOPES_REFRESH`] seconds, and the last known
+//! value keeps being served while the database is away.
+
+use std::sync::Mutex;
+
+use serde_json::json;
+
+use super::{JWKS_PATH, TOKEN_PATH};
+use crate::clock::UnixSeconds;
+use crate::oauth::OAuthState;
+use crate::oauth::scope::Scope;
+use crate::store::clients;
+
+pub const SCOPES_REFRESH: i64 = 30;
+
+#[derive(Debug, Default)]
+pub struct Discovery {
+    scopes: Mutex<Option<(UnixSeconds, Vec<String>)>>,
+}
+
+impl Discovery {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub async fn metadata_json(&self, oauth: &OAuthState) -> Vec<u8> {
+        let scopes = self.scopes(oauth).await;
+        let keys = oauth.keys.current();
+        let issuer = &*oauth.issuer;
+        let doc = json!({
+            "issuer": issuer,
+            "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
+            "jwks_uri": format!("{issuer}{JWKS_PATH}"),
+            "grant_types_supported": ["client_credentials"],
+            "response_types_supported": [],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "scopes_supported": scopes,
+            // Not in RFC 8414's registry: the JWS algorithms of the published
+            // keys, which resource servers should allow.
+            "access_token_signing_alg_values_supported": keys.algorithms,
+        });
+        serde_json::to_vec(&doc).unwrap_or_default()
+    }
+
+    async fn scopes(&self, oauth: &OAuthState) -> Vec<String> {
+        let now = oauth.clock.now();
+        let cached = match self.scopes.lock() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        if let Some((at, scopes)) = &cached {
+            if now - at < SCOPES_REFRESH {
+                return scopes.clone();
+            }
+        }
+        let fresh = oauth
+            .db
+            .run(clients::enabled_scope_lists)
+            .await
+            .map(|lists| {
+                let mut all: Vec<String> = Vec::new();
+                for list in lists {
+                    for token in Scope::parse(&list).unwrap_or_default().tokens() {
+                        if !all.contains(token) {
+                            all.push(token.clone());
+                        }
+                    }
+                }
+                all.sort();
+                all
+            });
+        let scopes = match fresh {
+            Ok(scopes) => scopes,
+            Err(e) => {
+                log::warn!("metadata: cannot refresh scopes_supported: {e}");
+                cached.map(|(_, s)| s).unwrap_or_default()
+            }
+        };
+        // A failed refresh is stamped too, so an outage costs one database
+        // attempt per refresh period, not one per request.
+        match self.scopes.lock() {
+            Ok(mut guard) => *guard = Some((now, scopes.clone())),
+            Err(poisoned) => *poisoned.into_inner() = Some((now, scopes.clone())),
+        }
+        scopes
+    }
+}

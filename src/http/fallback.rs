@@ -1,0 +1,23 @@
+//! 404 and 405 in the same JSON shape as every other error.
+
+use actix_web::HttpResponse;
+use actix_web::http::header;
+
+use super::error::ErrorBody;
+
+pub async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(ErrorBody {
+        error: "not_found",
+        error_description: "no such endpoint",
+    })
+}
+
+pub async fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, allow))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(ErrorBody {
+            error: "invalid_request",
+            error_description: "method not allowed",
+        })
+}

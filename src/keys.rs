@@ -1,0 +1,27 @@
+//! Signing keys: the key-encryption key on disk, the signing keys in the
+//! database (sealed under it), the active key used to sign, and the JWKS
+//! document resource servers fetch.
+//!
+//! Every node reads the same key set from the same database, so every node
+//! publishes the same JWKS and signs with the same active key.
+
+pub mod jwk;
+pub mod kek;
+pub mod keyset;
+
+pub use kek::KeyEncryptionKey;
+pub use keyset::{ActiveKey, KeySet, KeyStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{0}")]
+    Kek(String),
+    #[error("signing key {kid}: {message}")]
+    SigningKey { kid: String, message: String },
+    #[error("no signing key is active")]
+    NoActiveKey,
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Crypto(#[from] crate::crypto::CryptoError),
+}

@@ -1,0 +1,107 @@
+//! The error policy of the OAuth endpoints.
+//!
+//! Variants are exactly the RFC 6749 §5.2 codes plus the server-side ones.
+//! Descriptions are fixed strings chosen here: no error ever echoes request
+//! input back (RFC 6749 §5.2 restricts the characters, and echoing invites
+//! injection). `invalid_client` says the same thing whatever the cause, so
+//! nobody can probe which client ids exist; the cause is only logged.
+//! `src/http/error.rs` turns these into responses, in one place.
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    #[error("invalid_request: {0}")]
+    InvalidRequest(&'static str),
+    /// `reason` goes to the log only.
+    #[error("invalid_client ({reason})")]
+    InvalidClient { reason: &'static str },
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(&'static str),
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(&'static str),
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType,
+    #[error("invalid_scope: {0}")]
+    InvalidScope(&'static str),
+    /// RFC 8707 §2.
+    #[error("invalid_target: {0}")]
+    InvalidTarget(&'static str),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// The database cannot be reached: retry later, and never conclude that
+    /// the credentials were wrong.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or a broken database; the detail is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub const CLIENT_AUTH_FAILED: &str = "client authentication failed";
+
+impl OAuthError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) | Self::PayloadTooLarge => "invalid_request",
+            Self::InvalidClient { .. } => "invalid_client",
+            Self::InvalidGrant(_) => "invalid_grant",
+            Self::UnauthorizedClient(_) => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope(_) => "invalid_scope",
+            Self::InvalidTarget(_) => "invalid_target",
+            Self::Unavailable(_) => "temporarily_unavailable",
+            Self::Internal(_) => "server_error",
+        }
+    }
+
+    pub fn description(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(d)
+            | Self::InvalidGrant(d)
+            | Self::UnauthorizedClient(d)
+            | Self::InvalidScope(d)
+            | Self::InvalidTarget(d) => d,
+            Self::InvalidClient { .. } => CLIENT_AUTH_FAILED,
+            Self::UnsupportedGrantType => "the grant type is not supported",
+            Self::PayloadTooLarge => "the request body is too large",
+            Self::Unavailable(_) => "the service is temporarily unavailable, retry later",
+            Self::Internal(_) => "internal server error",
+        }
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::Internal(e.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_use_only_the_characters_rfc_6749_allows() {
+        let all = [
+            OAuthError::InvalidClient { reason: "x" },
+            OAuthError::UnsupportedGrantType,
+            OAuthError::PayloadTooLarge,
+            OAuthError::Unavailable("x".into()),
+            OAuthError::Internal("x".into()),
+        ];
+        for e in all {
+            // %x20-21 / %x23-5B / %x5D-7E
+            assert!(
+                e.description()
+                    .bytes()
+                    .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)),
+                "{e:?}"
+            );
+        }
+    }
+}

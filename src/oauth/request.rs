@@ -1,0 +1,149 @@
+//! The token request (RFC 6749 §4.4.2, §3.2), parsed from form parameters.
+//!
+//! Structural rules are checked here, before client authentication: a
+//! parameter sent twice is refused (RFC 6749 §3.2), except `resource`, which
+//! RFC 8707 §2 allows to repeat; an empty value counts as absent; unknown
+//! parameters are ignored. Scope and audience are checked after the client is
+//! known, since they depend on it.
+
+use super::OAuthError;
+
+#[derive(Debug)]
+pub enum Grant {
+    ClientCredentials {
+        /// Raw `scope`; `None` when absent or empty.
+        scope: Option<String>,
+        /// `resource` (RFC 8707), or `audience` as Auth0 and Keycloak call it.
+        resources: Vec<String>,
+    },
+}
+
+#[derive(Debug)]
+pub struct TokenRequest {
+    pub grant: Grant,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+const REPEATABLE: &[&str] = &["resource"];
+
+impl TokenRequest {
+    pub fn from_params(params: Vec<(String, String)>) -> Result<Self, OAuthError> {
+        let mut seen: Vec<&str> = Vec::with_capacity(params.len());
+        for (name, _) in &params {
+            if seen.contains(&name.as_str()) && !REPEATABLE.contains(&name.as_str()) {
+                return Err(OAuthError::InvalidRequest(
+                    "a request parameter was sent more than once",
+                ));
+            }
+            seen.push(name);
+        }
+        let mut grant_type = None;
+        let mut scope = None;
+        let mut resources = Vec::new();
+        let mut audience = None;
+        let mut client_id = None;
+        let mut client_secret = None;
+        for (name, value) in params {
+            if value.is_empty() {
+                continue;
+            }
+            match name.as_str() {
+                "grant_type" => grant_type = Some(value),
+                "scope" => scope = Some(value),
+                "resource" => resources.push(value),
+                "audience" => audience = Some(value),
+                "client_id" => client_id = Some(value),
+                "client_secret" => client_secret = Some(value),
+                _ => {}
+            }
+        }
+        if let Some(audience) = audience {
+            if !resources.is_empty() {
+                return Err(OAuthError::InvalidRequest(
+                    "send either resource or audience, not both",
+                ));
+            }
+            resources.push(audience);
+        }
+        let grant = match grant_type.as_deref() {
+            None => return Err(OAuthError::InvalidRequest("grant_type is missing")),
+            Some("client_credentials") => Grant::ClientCredentials { scope, resources },
+            Some(_) => return Err(OAuthError::UnsupportedGrantType),
+        };
+        Ok(Self {
+            grant,
+            client_id,
+            client_secret,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn repeated_parameters_are_refused_except_resource() {
+        let twice = params(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "a"),
+            ("scope", "b"),
+        ]);
+        assert!(matches!(
+            TokenRequest::from_params(twice),
+            Err(OAuthError::InvalidRequest(_))
+        ));
+        let resources = params(&[
+            ("grant_type", "client_credentials"),
+            ("resource", "https://a.example"),
+            ("resource", "https://b.example"),
+        ]);
+        assert!(matches!(
+            TokenRequest::from_params(resources),
+            Ok(TokenRequest { grant: Grant::ClientCredentials { ref resources, .. }, .. }) if resources.len() == 2
+        ));
+    }
+
+    #[test]
+    fn empty_values_count_as_absent_and_unknown_parameters_are_ignored() {
+        let p = params(&[
+            ("grant_type", "client_credentials"),
+            ("scope", ""),
+            ("foo", "bar"),
+        ]);
+        assert!(matches!(
+            TokenRequest::from_params(p),
+            Ok(TokenRequest {
+                grant: Grant::ClientCredentials { scope: None, .. },
+                ..
+            })
+        ));
+        assert!(matches!(
+            TokenRequest::from_params(params(&[("grant_type", "")])),
+            Err(OAuthError::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
+    fn other_grant_types_are_unsupported() {
+        for g in [
+            "password",
+            "authorization_code",
+            "foo",
+            "CLIENT_CREDENTIALS",
+        ] {
+            assert!(matches!(
+                TokenRequest::from_params(params(&[("grant_type", g)])),
+                Err(OAuthError::UnsupportedGrantType)
+            ));
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The application as a value: [`Application::build`] binds the listener
+//! first, so tests run the production app on port 0 and read the port back.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::Logger;
+use actix_web::{App, HttpServer, web};
+
+use crate::clock::SharedClock;
+use crate::config::{ConfigError, Settings, validate_issuer};
+use crate::crypto::jwt_provider;
+use crate::crypto::signing::SigningAlgorithm;
+use crate::http::{self, Discovery, HttpState};
+use crate::keys::kek::KekSource;
+use crate::keys::{KeyError, KeySet, KeyStore, keyset};
+use crate::oauth::OAuthState;
+use crate::store::{Database, MigrationReport, StoreError, clients};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Io(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+}
+
+/// What start-up found and did, for the first lines of the log.
+#[derive(Debug)]
+pub struct StartupReport {
+    pub migrations: MigrationReport,
+    pub kek_source: KekSource,
+    pub new_key: Option<String>,
+    pub active_kid: String,
+    pub clients: i64,
+}
+
+pub struct Application {
+    port: u16,
+    issuer: String,
+    server: Server,
+    report: StartupReport,
+}
+
+/// Opens the database and applies pending migrations: what every command
+/// needs before it touches a table.
+pub fn open_database(settings: &Settings) -> Result<(Database, MigrationReport), StoreError> {
+    let db = Database::open(
+        &settings.database_url,
+        settings.db_pool_size,
+        Duration::from_secs(settings.db_timeout),
+    )?;
+    let report = db.migrate()?;
+    Ok((db, report))
+}
+
+/// Finds (or on a first start creates) the key-encryption key and the first
+/// signing key, and loads the key set.
+pub fn open_keys(
+    db: &Database,
+    settings: &Settings,
+    now: i64,
+) -> Result<(KeySet, KekSource, Option<String>), KeyError> {
+    let mut conn = db.conn()?;
+    let (kek, source) =
+        keyset::resolve_kek(&mut conn, &settings.keys_dir, settings.kek.as_deref())?;
+    let new_key = keyset::ensure_first_key(&mut conn, &kek, SigningAlgorithm::Es256, now)?;
+    let set = keyset::load_keyset(&mut conn, &kek, now)?;
+    Ok((set, source, new_key))
+}
+
+fn default_issuer(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+impl Application {
+    pub async fn build(settings: Settings, clock: SharedClock) -> Result<Self, StartupError> {
+        jwt_provider::install();
+        settings.validate()?;
+        let addr = settings.bind_addr()?;
+        let listener = TcpListener::bind(addr).map_err(|e| {
+            StartupError::Io(format!("cannot listen on {addr} (TESSERA_BIND): {e}"))
+        })?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| StartupError::Io(e.to_string()))?;
+        let issuer = match &settings.issuer {
+            Some(issuer) => issuer.clone(),
+            None => {
+                let issuer = default_issuer(local);
+                validate_issuer(&issuer).map_err(|_| ConfigError::Invalid {
+                    setting: "TESSERA_ISSUER",
+                    message: format!(
+                        "must be set when listening on the non-loopback address {local} \
+                         (an https URL under which clients reach this server)"
+                    ),
+                })?;
+                issuer
+            }
+        };
+        let default_audience = settings
+            .default_audience
+            .clone()
+            .unwrap_or_else(|| issuer.clone());
+
+        let opened = {
+            let settings = settings.clone();
+            let now = clock.now();
+            actix_web::rt::task::spawn_blocking(move || -> Result<_, StartupError> {
+                let (db, migrations) = open_database(&settings)?;
+                let (keys, kek_source, new_key) = open_keys(&db, &settings, now)?;
+                let clients = clients::count_clients(&mut *db.conn()?)?;
+                Ok((db, migrations, keys, kek_source, new_key, clients))
+            })
+            .await
+            .map_err(|e| StartupError::Io(format!("start-up task failed: {e}")))??
+        };
+        let (db, migrations, keys, kek_source, new_key, client_count) = opened;
+        let report = StartupReport {
+            migrations,
+            kek_source,
+            new_key,
+            active_kid: keys.active.kid.clone(),
+            clients: client_count,
+        };
+
+        let state = web::Data::new(HttpState {
+            oauth: OAuthState {
+                db,
+                keys: Arc::new(KeyStore::new(keys)),
+                clock,
+                issuer: Arc::from(issuer.as_str()),
+                default_audience: Arc::from(default_audience.as_str()),
+            },
+            discovery: Discovery::new(),
+            jwks_max_age: settings.jwks_max_age,
+            max_body_bytes: settings.max_body_bytes,
+        });
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                // Path only: a query string may carry a credential.
+                .wrap(
+                    Logger::new("%{method}xi %U %s %Dms")
+                        .custom_request_replace("method", |req| req.method().to_string()),
+                )
+                .wrap(http::default_headers())
+                .configure(http::configure)
+        })
+        .listen(listener)
+        .map_err(|e| StartupError::Io(e.to_string()))?
+        .shutdown_timeout(10);
+        if let Some(workers) = settings.workers {
+            server = server.workers(workers);
+        }
+        Ok(Self {
+            port: local.port(),
+            issuer,
+            server: server.run(),
+            report,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn report(&self) -> &StartupReport {
+        &self.report
+    }
+
+    /// Stops the server gracefully when awaited on.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,43 @@
+//! Storage: the only module that touches diesel.
+//!
+//! One codebase serves SQLite (the embedded default) and PostgreSQL (for
+//! production and several instances) through a diesel `MultiConnection`; the
+//! backend is chosen from the URL scheme, never by trial. Queries live beside
+//! their models in the submodules and use portable types only (text ids,
+//! integer Unix seconds, binary hashes), so no query branches on the backend.
+
+pub mod clients;
+mod connection;
+pub mod schema;
+pub mod signing_keys;
+
+pub use connection::{Backend, Database, DbConnection, MigrationReport};
+
+/// A storage failure, split by what the caller should tell its own caller:
+/// `Unavailable` means "try again later" (HTTP 503), anything else is a bug
+/// or a broken database (HTTP 500).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("invalid database URL: {0}")]
+    Url(String),
+}
+
+impl StoreError {
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unavailable(_) => true,
+            Self::Query(diesel::result::Error::DatabaseError(kind, _)) => matches!(
+                kind,
+                diesel::result::DatabaseErrorKind::ClosedConnection
+                    | diesel::result::DatabaseErrorKind::UnableToSendCommand
+            ),
+            _ => false,
+        }
+    }
+}

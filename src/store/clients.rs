@@ -1,0 +1,155 @@
+//! Clients and their secrets. A client may have more than one live secret
+//! (during a rotation grace period); only SHA-256 hashes are stored.
+
+use diesel::prelude::*;
+
+use super::schema::{client_secrets, clients};
+use super::{DbConnection, StoreError};
+use crate::clock::UnixSeconds;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = clients)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    pub scopes: String,
+    pub audiences: String,
+    pub access_token_ttl: i64,
+    pub refresh_tokens: bool,
+    pub refresh_token_ttl: Option<i64>,
+    pub refresh_family_ttl: Option<i64>,
+    pub can_introspect: bool,
+    pub allowed_networks: Option<String>,
+    pub tokens_valid_after: Option<i64>,
+    pub disabled_at: Option<i64>,
+    pub last_token_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Client {
+    pub fn is_disabled(&self) -> bool {
+        self.disabled_at.is_some()
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = clients)]
+pub struct NewClient<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub scopes: &'a str,
+    pub audiences: &'a str,
+    pub access_token_ttl: i64,
+    pub refresh_tokens: bool,
+    pub can_introspect: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = client_secrets)]
+struct NewClientSecret<'a> {
+    id: &'a str,
+    client_id: &'a str,
+    secret_hash: &'a [u8],
+    created_at: i64,
+    expires_at: Option<i64>,
+}
+
+/// Inserts a client together with its first secret, atomically.
+pub fn insert_client(
+    conn: &mut DbConnection,
+    client: &NewClient<'_>,
+    secret_hash: &[u8],
+) -> Result<(), StoreError> {
+    let secret_id = uuid::Uuid::new_v4().to_string();
+    conn.transaction(|conn| {
+        diesel::insert_into(clients::table)
+            .values(client)
+            .execute(conn)?;
+        diesel::insert_into(client_secrets::table)
+            .values(&NewClientSecret {
+                id: &secret_id,
+                client_id: client.id,
+                secret_hash,
+                created_at: client.created_at,
+                expires_at: None,
+            })
+            .execute(conn)?;
+        Ok(())
+    })
+}
+
+pub fn find_client(conn: &mut DbConnection, id: &str) -> Result<Option<Client>, StoreError> {
+    Ok(clients::table
+        .find(id)
+        .select(Client::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn list_clients(conn: &mut DbConnection) -> Result<Vec<Client>, StoreError> {
+    Ok(clients::table
+        .select(Client::as_select())
+        .order((clients::created_at.asc(), clients::id.asc()))
+        .load(conn)?)
+}
+
+/// The hashes of the client's secrets that have not expired at `now`.
+pub fn live_secret_hashes(
+    conn: &mut DbConnection,
+    client_id: &str,
+    now: UnixSeconds,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    Ok(client_secrets::table
+        .filter(client_secrets::client_id.eq(client_id))
+        .filter(
+            client_secrets::expires_at
+                .is_null()
+                .or(client_secrets::expires_at.gt(now)),
+        )
+        .select(client_secrets::secret_hash)
+        .load(conn)?)
+}
+
+/// Marks the client disabled (keeping the first disabling time). Returns
+/// false when there is no such client.
+pub fn disable_client(
+    conn: &mut DbConnection,
+    id: &str,
+    now: UnixSeconds,
+) -> Result<bool, StoreError> {
+    conn.transaction(|conn| {
+        let exists = diesel::update(clients::table.find(id))
+            .set(clients::updated_at.eq(now))
+            .execute(conn)?
+            > 0;
+        diesel::update(
+            clients::table
+                .find(id)
+                .filter(clients::disabled_at.is_null()),
+        )
+        .set(clients::disabled_at.eq(now))
+        .execute(conn)?;
+        Ok(exists)
+    })
+}
+
+/// Deletes the client and, by cascade, its secrets and refresh tokens.
+/// Returns false when there is no such client.
+pub fn delete_client(conn: &mut DbConnection, id: &str) -> Result<bool, StoreError> {
+    Ok(diesel::delete(clients::table.find(id)).execute(conn)? > 0)
+}
+
+/// The scope lists of every enabled client, for `scopes_supported`.
+pub fn enabled_scope_lists(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
+    Ok(clients::table
+        .filter(clients::disabled_at.is_null())
+        .select(clients::scopes)
+        .load(conn)?)
+}
+
+pub fn count_clients(conn: &mut DbConnection) -> Result<i64, StoreError> {
+    Ok(clients::table.count().get_result(conn)?)
+}

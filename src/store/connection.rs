@@ -1,0 +1,231 @@
+//! Connections, the pool and migrations.
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{self, Pool, PooledConnection, R2D2Connection};
+use diesel::{PgConnection, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use super::StoreError;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Any value; it only has to be the same on every Tessera node.
+const MIGRATION_LOCK_ID: i64 = 0x7e55_e7a0_0001;
+
+// WAL lets readers run beside the one writer; FULL syncs every commit, so a
+// revocation that was answered 200 survives a crash; the busy timeout makes a
+// writer wait for the lock instead of failing at once.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000;
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+PRAGMA foreign_keys = ON;";
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// Chooses the backend from the URL scheme and returns what the driver
+    /// wants: the URL itself for PostgreSQL, the file path for SQLite.
+    pub fn from_url(url: &str) -> Result<(Self, String), StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok((Self::Postgres, url.to_owned()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| {
+                StoreError::Url("expected a sqlite://PATH or postgres:// URL".to_owned())
+            })?;
+        if path.is_empty() || path.contains(":memory:") {
+            return Err(StoreError::Url(
+                "SQLite needs a file path (an in-memory database is not shared between pooled connections)"
+                    .to_owned(),
+            ));
+        }
+        Ok((Self::Sqlite, path.to_owned()))
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "SQLite",
+            Self::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+#[derive(Debug)]
+/// Opens connections of the backend the URL named; never guesses.
+pub struct Manager {
+    backend: Backend,
+    target: String,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        match self.backend {
+            Backend::Postgres => PgConnection::establish(&self.target)
+                .map(DbConnection::Postgres)
+                .map_err(r2d2::Error::ConnectionError),
+            Backend::Sqlite => {
+                let mut conn = SqliteConnection::establish(&self.target)
+                    .map_err(r2d2::Error::ConnectionError)?;
+                conn.batch_execute(SQLITE_PRAGMAS)
+                    .map_err(r2d2::Error::QueryError)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        conn.ping().map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// What `migrate` did: the versions it applied, in order.
+#[derive(Debug, Default)]
+pub struct MigrationReport {
+    pub applied: Vec<String>,
+}
+
+/// The connection pool. Cheap to clone; every clone shares the pool.
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool<Manager>,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+pub type PooledDb = PooledConnection<Manager>;
+
+impl Database {
+    /// Opens a pool of `size` connections. Fails if the database cannot be
+    /// reached within `timeout`: a server that cannot reach its database at
+    /// start-up says so instead of serving errors.
+    pub fn open(url: &str, size: u32, timeout: Duration) -> Result<Self, StoreError> {
+        let (backend, target) = Backend::from_url(url)?;
+        if backend == Backend::Sqlite {
+            if let Some(parent) = Path::new(&target).parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        StoreError::Unavailable(format!(
+                            "cannot create the directory {}: {e}",
+                            parent.display()
+                        ))
+                    })?;
+                }
+            }
+        }
+        let pool = Pool::builder()
+            .max_size(size.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(timeout)
+            .build(Manager { backend, target })
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A connection for synchronous callers (the CLI, start-up).
+    pub fn conn(&self) -> Result<PooledDb, StoreError> {
+        self.pool
+            .get()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    /// Runs blocking database work on the blocking thread pool, so the async
+    /// workers that serve HTTP never wait on I/O.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::rt::task::spawn_blocking(move || {
+            let mut conn = pool
+                .get()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("database task failed: {e}")))?
+    }
+
+    /// Applies pending migrations. On PostgreSQL an advisory lock makes
+    /// several nodes starting at once apply them one after the other.
+    pub fn migrate(&self) -> Result<MigrationReport, StoreError> {
+        let mut conn = self.conn()?;
+        let applied = match &mut *conn {
+            DbConnection::Sqlite(c) => c
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>()),
+            DbConnection::Postgres(c) => {
+                diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"))
+                    .execute(c)?;
+                let result = c
+                    .run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>());
+                diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"))
+                    .execute(c)?;
+                result
+            }
+        }
+        .map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(MigrationReport { applied })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_is_chosen_by_scheme_never_by_trial() -> Result<(), StoreError> {
+        assert_eq!(
+            Backend::from_url("postgres://u@h/db")?,
+            (Backend::Postgres, "postgres://u@h/db".to_owned())
+        );
+        assert_eq!(
+            Backend::from_url("sqlite://data/t.db")?,
+            (Backend::Sqlite, "data/t.db".to_owned())
+        );
+        assert_eq!(
+            Backend::from_url("sqlite:///abs/t.db")?,
+            (Backend::Sqlite, "/abs/t.db".to_owned())
+        );
+        assert!(Backend::from_url("data/t.db").is_err());
+        assert!(Backend::from_url("mysql://h/db").is_err());
+        assert!(Backend::from_url("sqlite://:memory:").is_err());
+        Ok(())
+    }
+}
