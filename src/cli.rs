@@ -159,9 +159,8 @@ fn serve(settings: Settings) -> ExitCode {
 }
 
 fn migrate(settings: &Settings) -> ExitCode {
-    let db = match Database::open(
+    let db = match Database::open_single(
         &settings.database_url,
-        1,
         std::time::Duration::from_secs(settings.db_timeout),
     ) {
         Ok(db) => db,
@@ -195,7 +194,7 @@ fn migrate(settings: &Settings) -> ExitCode {
 
 fn client(settings: &Settings, cmd: ClientCommand) -> ExitCode {
     let result = (|| -> Result<(), ClientError> {
-        let (db, _) = startup::open_database(settings)?;
+        let (db, _) = startup::open_database_for_command(settings)?;
         let mut conn = db.conn()?;
         let now = SystemClock.now();
         match cmd {

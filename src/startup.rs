@@ -48,12 +48,24 @@ pub struct Application {
     report: StartupReport,
 }
 
-/// Opens the database and applies pending migrations: what every command
-/// needs before it touches a table.
+/// Opens the server's connection pool and applies pending migrations.
 pub fn open_database(settings: &Settings) -> Result<(Database, MigrationReport), StoreError> {
     let db = Database::open(
         &settings.database_url,
         settings.db_pool_size,
+        Duration::from_secs(settings.db_timeout),
+    )?;
+    let report = db.migrate()?;
+    Ok((db, report))
+}
+
+/// One connection for a CLI command, with pending migrations applied, so
+/// every command works on a fresh database.
+pub fn open_database_for_command(
+    settings: &Settings,
+) -> Result<(Database, MigrationReport), StoreError> {
+    let db = Database::open_single(
+        &settings.database_url,
         Duration::from_secs(settings.db_timeout),
     )?;
     let report = db.migrate()?;
@@ -77,6 +89,15 @@ pub fn open_keys(
 
 fn default_issuer(addr: SocketAddr) -> String {
     format!("http://{addr}")
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Application {

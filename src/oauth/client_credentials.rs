@@ -66,7 +66,9 @@ pub fn decide_scope(client: &Client, requested: Option<&str>) -> Result<Scope, O
         return Ok(allowed);
     };
     let requested = Scope::parse(requested).map_err(|_| {
-        OAuthError::InvalidScope("the scope contains characters RFC 6749 §3.3 does not allow")
+        OAuthError::InvalidScope(
+            "the scope contains characters that RFC 6749 section 3.3 does not allow",
+        )
     })?;
     if requested.is_empty() {
         return Ok(allowed);

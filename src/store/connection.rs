@@ -126,10 +126,28 @@ impl std::fmt::Debug for Database {
 pub type PooledDb = PooledConnection<Manager>;
 
 impl Database {
-    /// Opens a pool of `size` connections. Fails if the database cannot be
-    /// reached within `timeout`: a server that cannot reach its database at
-    /// start-up says so instead of serving errors.
+    /// Opens a pool of up to `size` connections for a server, keeping one
+    /// open at all times. Fails if the database cannot be reached within
+    /// `timeout`: a server that cannot reach its database at start-up says
+    /// so instead of serving errors.
     pub fn open(url: &str, size: u32, timeout: Duration) -> Result<Self, StoreError> {
+        Self::open_with(url, size, Some(1), timeout)
+    }
+
+    /// One connection, opened on first use, for a short-lived command. No
+    /// connection is ever opened in the background: a process that exits
+    /// while the pool's thread is still inside libpq's TLS set-up can crash
+    /// in OpenSSL's exit handlers.
+    pub fn open_single(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        Self::open_with(url, 1, Some(0), timeout)
+    }
+
+    fn open_with(
+        url: &str,
+        size: u32,
+        min_idle: Option<u32>,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let (backend, target) = Backend::from_url(url)?;
         if backend == Backend::Sqlite {
             if let Some(parent) = Path::new(&target).parent() {
@@ -145,7 +163,7 @@ impl Database {
         }
         let pool = Pool::builder()
             .max_size(size.max(1))
-            .min_idle(Some(1))
+            .min_idle(min_idle)
             .connection_timeout(timeout)
             .build(Manager { backend, target })
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;

@@ -1,1 +1,12 @@
+//! One integration-test binary: every test starts the real server on port 0
+//! and talks to it over HTTP, on SQLite and (with TEST_DATABASE_URL) on
+//! PostgreSQL.
 
+mod helpers;
+
+mod cli;
+mod discovery;
+mod interop;
+mod keys;
+mod token;
+mod token_errors;

@@ -1,0 +1,226 @@
+//! The `tessera` binary itself: client management with `--json`, migrate,
+//! configuration errors, and a client it creates getting a token over HTTP
+//! from curl and from the oauth2 crate.
+
+use std::process::{Command, Output};
+
+use oauth2::basic::BasicClient;
+use oauth2::{ClientId, ClientSecret, TokenResponse, TokenUrl};
+use serde_json::Value;
+
+use crate::both_backends;
+use crate::helpers::{TestApp, spawn_app};
+
+const API: &str = "https://api.example.com";
+
+fn tessera(app: &TestApp, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .current_dir(app.dir.path())
+        .env("TESSERA_DATABASE_URL", &app.db.url)
+        .env("TESSERA_KEYS_DIR", &app.settings.keys_dir)
+        .env_remove("TESSERA_CONFIG")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run the tessera binary")
+}
+
+fn json_stdout(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}, stderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON document")
+}
+
+both_backends! {
+    async fn client_create_json_prints_only_the_id_and_the_secret(backend) {
+        let app = spawn_app(&backend).await;
+        let out = tessera(&app, &["client", "create", "--name", "billing", "--scope", "read write",
+            "--audience", API, "--access-token-ttl", "120", "--json"]);
+        let created = json_stdout(&out);
+        let fields: Vec<&String> = created.as_object().expect("object").keys().collect();
+        assert_eq!(fields, ["client_id", "client_secret"]);
+        let secret = created["client_secret"].as_str().expect("secret");
+        assert!(secret.starts_with("tsec_"));
+
+        let shown = json_stdout(&tessera(&app, &["client", "show", created["client_id"].as_str().expect("id"), "--json"]));
+        assert_eq!(shown["name"], "billing");
+        assert_eq!(shown["scope"], "read write");
+        assert_eq!(shown["audiences"], serde_json::json!([API]));
+        assert_eq!(shown["access_token_ttl"], 120);
+        assert_eq!(shown["disabled"], false);
+        let text = serde_json::to_string(&shown).expect("JSON");
+        assert!(!text.contains(secret), "show never reveals the secret");
+    }
+}
+
+both_backends! {
+    async fn a_client_created_by_the_cli_gets_a_token_from_the_oauth2_crate(backend) {
+        let app = spawn_app(&backend).await;
+        let created = json_stdout(&tessera(&app, &["client", "create", "--name", "svc", "--scope", "read",
+            "--audience", API, "--json"]));
+        let oauth = BasicClient::new(ClientId::new(created["client_id"].as_str().expect("id").to_owned()))
+            .set_client_secret(ClientSecret::new(created["client_secret"].as_str().expect("secret").to_owned()))
+            .set_token_uri(TokenUrl::new(app.url("/oauth2/token")).expect("URL"));
+        let token = oauth
+            .exchange_client_credentials()
+            .request_async(&app.http)
+            .await
+            .expect("token");
+        app.verify_offline(token.access_token().secret(), API).await.expect("verifies");
+    }
+}
+
+both_backends! {
+    async fn a_client_created_by_the_cli_gets_a_token_with_curl(backend) {
+        let app = spawn_app(&backend).await;
+        let created = json_stdout(&tessera(&app, &["client", "create", "--name", "svc", "--scope", "read",
+            "--audience", API, "--json"]));
+        let user = format!(
+            "{}:{}",
+            created["client_id"].as_str().expect("id"),
+            created["client_secret"].as_str().expect("secret")
+        );
+        let url = app.url("/oauth2/token");
+        // curl runs in a blocking task: the server shares this test's runtime.
+        let out = actix_web::rt::task::spawn_blocking(move || {
+            Command::new("curl")
+                .args(["-sS", "--fail-with-body", "-u", &user, "-d", "grant_type=client_credentials", &url])
+                .output()
+        })
+        .await
+        .expect("task")
+        .expect("curl is installed");
+        let body = json_stdout(&out);
+        app.verify_offline(body["access_token"].as_str().expect("token"), API).await.expect("verifies");
+    }
+}
+
+both_backends! {
+    async fn list_disable_and_delete_speak_json(backend) {
+        let app = spawn_app(&backend).await;
+        let a = json_stdout(&tessera(&app, &["client", "create", "--name", "a", "--json"]));
+        let b = json_stdout(&tessera(&app, &["client", "create", "--name", "b", "--id", "service-b", "--json"]));
+        assert_eq!(b["client_id"], "service-b");
+        let a_id = a["client_id"].as_str().expect("id");
+
+        let listed = json_stdout(&tessera(&app, &["client", "list", "--json"]));
+        let ids: Vec<&str> = listed.as_array().expect("array").iter().map(|c| c["client_id"].as_str().expect("id")).collect();
+        assert_eq!(ids.len(), 2);
+        assert!(ids.contains(&a_id) && ids.contains(&"service-b"));
+
+        let disabled = json_stdout(&tessera(&app, &["client", "disable", a_id, "--json"]));
+        assert_eq!(disabled, serde_json::json!({"client_id": a_id, "disabled": true}));
+        let shown = json_stdout(&tessera(&app, &["client", "show", a_id, "--json"]));
+        assert_eq!(shown["disabled"], true);
+        assert!(shown["disabled_at"].is_i64());
+
+        let deleted = json_stdout(&tessera(&app, &["client", "delete", "service-b", "--json"]));
+        assert_eq!(deleted, serde_json::json!({"client_id": "service-b", "deleted": true}));
+        let gone = tessera(&app, &["client", "show", "service-b", "--json"]);
+        assert_eq!(gone.status.code(), Some(1));
+        assert!(gone.stdout.is_empty());
+        assert!(String::from_utf8_lossy(&gone.stderr).contains("no client"));
+    }
+}
+
+both_backends! {
+    async fn invalid_client_options_exit_2_and_name_the_flag(backend) {
+        let app = spawn_app(&backend).await;
+        for (args, flag) in [
+            (&["--name", "x", "--scope", "bad\"scope"][..], "--scope"),
+            (&["--name", "x", "--audience", "not a uri"][..], "--audience"),
+            (&["--name", "x", "--access-token-ttl", "0"][..], "--access-token-ttl"),
+            (&["--name", "x", "--id", "has space"][..], "--id"),
+            (&["--name", ""][..], "--name"),
+        ] {
+            let mut all = vec!["client", "create"];
+            all.extend_from_slice(args);
+            let out = tessera(&app, &all);
+            assert_eq!(out.status.code(), Some(2), "{args:?}");
+            assert!(String::from_utf8_lossy(&out.stderr).contains(flag), "{args:?}");
+        }
+        let dup = tessera(&app, &["client", "create", "--name", "x", "--id", "same"]);
+        assert!(dup.status.success());
+        let again = tessera(&app, &["client", "create", "--name", "x", "--id", "same"]);
+        assert_eq!(again.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    }
+}
+
+both_backends! {
+    async fn migrate_reports_an_up_to_date_database(backend) {
+        let app = spawn_app(&backend).await;
+        let out = tessera(&app, &["migrate"]);
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
+    }
+}
+
+#[test]
+fn migrate_on_an_empty_database_lists_what_it_applied() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env("TESSERA_DATABASE_URL", "sqlite://fresh.db")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("applied 20261128000001"), "{stdout}");
+}
+
+#[test]
+fn a_bad_setting_stops_the_cli_with_its_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (var, value) in [
+        ("TESSERA_BIND", "not-an-address"),
+        ("TESSERA_DATABASE_URL", "mysql://x"),
+        ("TESSERA_ISSUER", "http://auth.example.com"),
+        ("TESSERA_ACCESS_TOKEN_TTL", "forever"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["client", "list"])
+            .current_dir(dir.path())
+            .env(var, value)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(var), "{var}");
+    }
+}
+
+#[test]
+fn a_config_file_is_read_and_its_errors_name_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("tessera.toml");
+    std::fs::write(&file, "database_url = \"sqlite://from-file.db\"\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["client", "list", "--json"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("from-file.db").exists());
+
+    std::fs::write(&file, "no_such_setting = 1\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["client", "list"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tessera.toml") && stderr.contains("no_such_setting"),
+        "{stderr}"
+    );
+}

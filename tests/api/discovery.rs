@@ -1,0 +1,139 @@
+//! JWKS, RFC 8414 metadata, health and the generic 404.
+
+use serde_json::Value;
+
+use crate::both_backends;
+use crate::helpers::{spawn_app, spec};
+
+both_backends! {
+    async fn jwks_publishes_only_public_members_with_kid_use_and_alg(backend) {
+        let app = spawn_app(&backend).await;
+        let resp = app.http.get(app.url("/.well-known/jwks.json")).send().await.expect("request");
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["cache-control"], "public, max-age=300");
+        assert!(resp.headers().contains_key("etag"));
+        let jwks: Value = resp.json().await.expect("JSON");
+        let keys = jwks["keys"].as_array().expect("keys");
+        assert_eq!(keys.len(), 1);
+        let key = keys[0].as_object().expect("object");
+        let mut members: Vec<&str> = key.keys().map(String::as_str).collect();
+        members.sort_unstable();
+        assert_eq!(members, ["alg", "crv", "kid", "kty", "use", "x", "y"]);
+        assert_eq!(key["kty"], "EC");
+        assert_eq!(key["crv"], "P-256");
+        assert_eq!(key["alg"], "ES256");
+        assert_eq!(key["use"], "sig");
+    }
+}
+
+both_backends! {
+    async fn jwks_kid_is_the_rfc_7638_thumbprint(backend) {
+        use base64::Engine;
+        let app = spawn_app(&backend).await;
+        let jwks = app.jwks().await;
+        let key = &jwks["keys"][0];
+        let canonical = format!(
+            r#"{{"crv":"{}","kty":"{}","x":"{}","y":"{}"}}"#,
+            key["crv"].as_str().expect("crv"),
+            key["kty"].as_str().expect("kty"),
+            key["x"].as_str().expect("x"),
+            key["y"].as_str().expect("y"),
+        );
+        let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
+        assert_eq!(
+            key["kid"],
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+        );
+    }
+}
+
+both_backends! {
+    async fn jwks_answers_304_to_a_matching_if_none_match(backend) {
+        let app = spawn_app(&backend).await;
+        let first = app.http.get(app.url("/.well-known/jwks.json")).send().await.expect("request");
+        let etag = first.headers()["etag"].to_str().expect("etag").to_owned();
+        assert!(etag.starts_with('"') && etag.ends_with('"'), "strong ETag: {etag}");
+        let again = app
+            .http
+            .get(app.url("/.well-known/jwks.json"))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(again.status(), 304);
+        assert_eq!(again.headers()["etag"], etag.as_str());
+        assert!(again.bytes().await.expect("body").is_empty());
+        let other = app
+            .http
+            .get(app.url("/.well-known/jwks.json"))
+            .header("if-none-match", "\"something-else\"")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(other.status(), 200);
+    }
+}
+
+both_backends! {
+    async fn metadata_follows_rfc_8414_with_the_exact_issuer(backend) {
+        let app = spawn_app(&backend).await;
+        app.create_client(spec("read write", &[])).await;
+        let resp = app
+            .http
+            .get(app.url("/.well-known/oauth-authorization-server"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        let meta: Value = resp.json().await.expect("JSON");
+        assert_eq!(meta["issuer"], app.issuer.as_str());
+        assert_eq!(meta["token_endpoint"], format!("{}/oauth2/token", app.issuer));
+        assert_eq!(meta["jwks_uri"], format!("{}/.well-known/jwks.json", app.issuer));
+        assert_eq!(meta["grant_types_supported"], serde_json::json!(["client_credentials"]));
+        assert_eq!(
+            meta["token_endpoint_auth_methods_supported"],
+            serde_json::json!(["client_secret_basic", "client_secret_post"])
+        );
+        assert_eq!(meta["access_token_signing_alg_values_supported"], serde_json::json!(["ES256"]));
+        assert_eq!(meta["scopes_supported"], serde_json::json!(["read", "write"]));
+    }
+}
+
+both_backends! {
+    async fn a_configured_issuer_is_used_byte_for_byte(backend) {
+        let app = crate::helpers::spawn_app_with(&backend, |s| {
+            s.issuer = Some("https://auth.example.com/tenant-a".to_owned());
+        })
+        .await;
+        let meta: Value = app
+            .http
+            .get(app.url("/.well-known/oauth-authorization-server"))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(meta["issuer"], "https://auth.example.com/tenant-a");
+        assert_eq!(meta["token_endpoint"], "https://auth.example.com/tenant-a/oauth2/token");
+        let client = app.create_client(spec("read", &["https://api.example.com"])).await;
+        let body = app.token(&client, &[]).await;
+        let claims = crate::helpers::claims_of(body["access_token"].as_str().expect("token"));
+        assert_eq!(claims["iss"], "https://auth.example.com/tenant-a");
+    }
+}
+
+both_backends! {
+    async fn healthz_answers_and_unknown_paths_are_json_404(backend) {
+        let app = spawn_app(&backend).await;
+        let health = app.http.get(app.url("/healthz")).send().await.expect("request");
+        assert_eq!(health.status(), 200);
+        assert_eq!(health.headers()["x-content-type-options"], "nosniff");
+        let missing = app.http.get(app.url("/nope")).send().await.expect("request");
+        assert_eq!(missing.status(), 404);
+        assert_eq!(missing.headers()["content-type"], "application/json");
+        let body: Value = missing.json().await.expect("JSON");
+        assert_eq!(body["error"], "not_found");
+    }
+}

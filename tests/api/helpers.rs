@@ -1,0 +1,443 @@
+//! The test harness: every test starts the real application on port 0, on a
+//! fresh database of its own (a SQLite file in a temp dir, or a PostgreSQL
+//! database created for it and dropped afterwards), and talks to it over real
+//! HTTP.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use serde_json::Value;
+use tessera::clients::{self, ClientSpec};
+use tessera::clock::{Clock, ManualClock};
+use tessera::config::Settings;
+use tessera::startup::{Application, StartupError};
+use tessera::store::Database;
+
+/// Runs a test body once on SQLite and once on PostgreSQL. Without
+/// `TEST_DATABASE_URL` the PostgreSQL run says it was skipped; under CI it
+/// fails instead, so a CI run can never pass without PostgreSQL.
+#[macro_export]
+macro_rules! both_backends {
+    ($(#[$meta:meta])* async fn $name:ident($backend:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($backend: $crate::helpers::Backend) $body
+
+            #[actix_web::test]
+            async fn sqlite() {
+                body($crate::helpers::Backend::Sqlite).await
+            }
+
+            #[actix_web::test]
+            async fn postgres() {
+                if let Some(backend) = $crate::helpers::Backend::postgres(module_path!()) {
+                    body(backend).await
+                }
+            }
+        }
+    };
+}
+
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    Postgres { admin_url: String },
+}
+
+impl Backend {
+    pub fn postgres(test: &str) -> Option<Self> {
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => Some(Self::Postgres { admin_url: url }),
+            _ => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "TEST_DATABASE_URL must be set under CI: {test} cannot be skipped there"
+                );
+                eprintln!("SKIPPED {test} on PostgreSQL: TEST_DATABASE_URL is not set");
+                None
+            }
+        }
+    }
+}
+
+/// One test's database; a PostgreSQL one is dropped when this is.
+pub struct TestDatabase {
+    pub url: String,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub fn create(backend: &Backend, dir: &Path) -> Self {
+        match backend {
+            Backend::Sqlite => Self {
+                url: format!("sqlite://{}", dir.join("data").join("tessera.db").display()),
+                postgres: None,
+            },
+            Backend::Postgres { admin_url } => {
+                let name = format!("tessera_test_{}", uuid::Uuid::new_v4().simple());
+                let mut admin =
+                    PgConnection::establish(admin_url).expect("connect to TEST_DATABASE_URL");
+                diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+                    .execute(&mut admin)
+                    .expect("create the test database");
+                Self {
+                    url: with_database(admin_url, &name),
+                    postgres: Some((admin_url.clone(), name)),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = &self.postgres {
+            if let Ok(mut admin) = PgConnection::establish(admin_url) {
+                let _ =
+                    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .execute(&mut admin);
+            }
+        }
+    }
+}
+
+/// `postgres://user@host:port/db?x` with `db` replaced.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let authority_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{name}", &base[..authority_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub issuer: String,
+    pub port: u16,
+    pub http: reqwest::Client,
+    pub settings: Settings,
+    pub clock: Arc<ManualClock>,
+    handle: ServerHandle,
+    // Dropped last: the server must stop before its database and files go.
+    pub db: TestDatabase,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn test_settings(dir: &Path, db: &TestDatabase) -> Settings {
+    Settings {
+        bind: "127.0.0.1:0".to_owned(),
+        database_url: db.url.clone(),
+        keys_dir: dir.join("keys"),
+        db_pool_size: 4,
+        workers: Some(1),
+        ..Settings::default()
+    }
+}
+
+pub async fn spawn_app(backend: &Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: &Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = TestDatabase::create(backend, dir.path());
+    let mut settings = test_settings(dir.path(), &db);
+    tweak(&mut settings);
+    let clock = Arc::new(ManualClock::starting_now());
+    start(settings, clock, db, dir)
+        .await
+        .expect("the application starts")
+}
+
+struct Launched {
+    base: String,
+    issuer: String,
+    port: u16,
+    handle: ServerHandle,
+}
+
+async fn launch(settings: &Settings, clock: Arc<ManualClock>) -> Result<Launched, StartupError> {
+    let app = Application::build(settings.clone(), clock).await?;
+    let launched = Launched {
+        base: format!("http://127.0.0.1:{}", app.port()),
+        issuer: app.issuer().to_owned(),
+        port: app.port(),
+        handle: app.handle(),
+    };
+    actix_web::rt::spawn(app.run_until_stopped());
+    Ok(launched)
+}
+
+async fn start(
+    settings: Settings,
+    clock: Arc<ManualClock>,
+    db: TestDatabase,
+    dir: tempfile::TempDir,
+) -> Result<TestApp, StartupError> {
+    let Launched {
+        base,
+        issuer,
+        port,
+        handle,
+    } = launch(&settings, clock.clone()).await?;
+    Ok(TestApp {
+        base,
+        issuer,
+        port,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("HTTP client"),
+        settings,
+        clock,
+        handle,
+        db,
+        dir,
+    })
+}
+
+/// Builds the application on an existing database and keys folder, without
+/// starting it: for start-up failure tests.
+pub async fn build_app(settings: Settings) -> Result<Application, StartupError> {
+    Application::build(settings, Arc::new(ManualClock::starting_now())).await
+}
+
+pub struct TestClient {
+    pub id: String,
+    pub secret: String,
+}
+
+pub fn spec(scope: &str, audiences: &[&str]) -> ClientSpec {
+    ClientSpec {
+        id: None,
+        name: "test client".to_owned(),
+        scope: scope.to_owned(),
+        audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
+        access_token_ttl: 300,
+    }
+}
+
+impl TestApp {
+    pub fn clock_now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+
+    /// Stops the server and starts a new one on the same database, keys
+    /// folder and settings (on a new port).
+    pub async fn restart(&mut self) -> Result<(), StartupError> {
+        self.stop().await;
+        let launched = launch(&self.settings, self.clock.clone()).await?;
+        self.base = launched.base;
+        self.issuer = launched.issuer;
+        self.port = launched.port;
+        self.handle = launched.handle;
+        Ok(())
+    }
+
+    /// Opens the application's database directly, as the CLI does.
+    pub fn database(&self) -> Database {
+        Database::open(&self.db.url, 1, std::time::Duration::from_secs(5)).expect("open database")
+    }
+
+    pub async fn create_client(&self, spec: ClientSpec) -> TestClient {
+        let db = self.database();
+        let now = self.clock.now();
+        actix_web::rt::task::spawn_blocking(move || {
+            let mut conn = db.conn().expect("connection");
+            clients::create(&mut conn, &spec, now).expect("create client")
+        })
+        .await
+        .map(|c| TestClient {
+            id: c.client_id,
+            secret: c.client_secret.expose().to_owned(),
+        })
+        .expect("blocking task")
+    }
+
+    pub async fn disable_client(&self, id: &str) {
+        let db = self.database();
+        let id = id.to_owned();
+        let now = self.clock.now();
+        actix_web::rt::task::spawn_blocking(move || {
+            clients::disable(&mut db.conn().expect("connection"), &id, now).expect("disable")
+        })
+        .await
+        .expect("blocking task");
+    }
+
+    pub async fn delete_client(&self, id: &str) {
+        let db = self.database();
+        let id = id.to_owned();
+        actix_web::rt::task::spawn_blocking(move || {
+            clients::delete(&mut db.conn().expect("connection"), &id).expect("delete")
+        })
+        .await
+        .expect("blocking task");
+    }
+
+    /// POSTs a form to the token endpoint, with Basic credentials if given.
+    pub async fn post_token(
+        &self,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(self.url("/oauth2/token"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(encode_form(form));
+        if let Some((id, secret)) = basic {
+            req = req.header("authorization", basic_header(id, secret));
+        }
+        req.send().await.expect("request")
+    }
+
+    /// A client-credentials token for `client`, with extra form fields.
+    pub async fn token(&self, client: &TestClient, extra: &[(&str, &str)]) -> Value {
+        let mut form = vec![("grant_type", "client_credentials")];
+        form.extend_from_slice(extra);
+        let resp = self
+            .post_token(&form, Some((&client.id, &client.secret)))
+            .await;
+        assert_eq!(resp.status(), 200, "token request failed");
+        resp.json().await.expect("JSON token response")
+    }
+
+    pub async fn jwks(&self) -> Value {
+        self.http
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .expect("JWKS request")
+            .json()
+            .await
+            .expect("JWKS JSON")
+    }
+
+    /// Verifies `token` the way an offline resource server does: fetch the
+    /// published JWKS over HTTP, pick the key by `kid`, verify the ES256
+    /// signature with ring directly (no code of the server involved), then
+    /// check `typ`, `iss`, `aud` and the time claims. Returns the claims.
+    pub async fn verify_offline(&self, token: &str, audience: &str) -> Result<Value, String> {
+        let jwks = self.jwks().await;
+        verify_with_jwks(token, &jwks, &self.issuer, audience, self.clock.now())
+    }
+}
+
+pub fn verify_with_jwks(
+    token: &str,
+    jwks: &Value,
+    issuer: &str,
+    audience: &str,
+    now: i64,
+) -> Result<Value, String> {
+    let parts: Vec<&str> = token.split('.').collect();
+    let [h, p, s] = parts[..] else {
+        return Err("not three parts".into());
+    };
+    let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|e| e.to_string());
+    let header: Value = serde_json::from_slice(&decode(h)?).map_err(|e| e.to_string())?;
+    if header["typ"] != "at+jwt" {
+        return Err(format!("typ is {}", header["typ"]));
+    }
+    if header["alg"] != "ES256" {
+        return Err(format!("alg is {}", header["alg"]));
+    }
+    let kid = header["kid"].as_str().ok_or("no kid")?;
+    let jwk = jwks["keys"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["kid"] == kid))
+        .ok_or(format!("kid {kid} is not in the JWKS"))?;
+    let mut point = vec![0x04];
+    point.extend(decode(jwk["x"].as_str().ok_or("no x")?)?);
+    point.extend(decode(jwk["y"].as_str().ok_or("no y")?)?);
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, point)
+        .verify(format!("{h}.{p}").as_bytes(), &decode(s)?)
+        .map_err(|_| "bad signature".to_owned())?;
+    let claims: Value = serde_json::from_slice(&decode(p)?).map_err(|e| e.to_string())?;
+    if claims["iss"] != issuer {
+        return Err(format!("iss is {}", claims["iss"]));
+    }
+    let aud_ok = match &claims["aud"] {
+        Value::String(a) => a == audience,
+        Value::Array(list) => list.iter().any(|a| a == audience),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(format!("aud is {}", claims["aud"]));
+    }
+    let exp = claims["exp"].as_i64().ok_or("no exp")?;
+    let nbf = claims["nbf"].as_i64().ok_or("no nbf")?;
+    if now >= exp || now < nbf {
+        return Err("outside its validity window".into());
+    }
+    Ok(claims)
+}
+
+/// RFC 6749 §2.3.1: id and secret are form-urlencoded before base64.
+pub fn basic_header(id: &str, secret: &str) -> String {
+    format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", form_encode(id), form_encode(secret)))
+    )
+}
+
+pub fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+pub fn encode_form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The claims of a JWT, decoded without verification (for assertions on a
+/// token already verified).
+pub fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("payload");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON")
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // The stop command is sent when `stop` is called; the returned future
+        // only waits for completion, which a destructor cannot do.
+        drop(self.handle.stop(false));
+    }
+}
