@@ -73,6 +73,19 @@ pub struct CreateArgs {
     /// Access-token lifetime (default: TESSERA_ACCESS_TOKEN_TTL, 300).
     #[arg(long, value_name = "SECONDS")]
     pub access_token_ttl: Option<i64>,
+    /// Issue refresh tokens with client-credentials tokens (the default).
+    #[arg(long, overrides_with = "no_refresh_tokens")]
+    pub refresh_tokens: bool,
+    /// Issue no refresh tokens: the client re-authenticates for each token,
+    /// as RFC 6749 §4.4.3 recommends.
+    #[arg(long, overrides_with = "refresh_tokens")]
+    pub no_refresh_tokens: bool,
+    /// Idle lifetime of the client's refresh tokens (default: TESSERA_REFRESH_TOKEN_TTL).
+    #[arg(long, value_name = "SECONDS")]
+    pub refresh_token_ttl: Option<i64>,
+    /// Absolute lifetime of a refresh-token family (default: TESSERA_REFRESH_FAMILY_TTL).
+    #[arg(long, value_name = "SECONDS")]
+    pub refresh_family_ttl: Option<i64>,
     /// Use this client id instead of a generated UUID.
     #[arg(long)]
     pub id: Option<String>,
@@ -205,6 +218,9 @@ fn client(settings: &Settings, cmd: ClientCommand) -> ExitCode {
                     scope: args.scope,
                     audiences: args.audiences,
                     access_token_ttl: args.access_token_ttl.unwrap_or(settings.access_token_ttl),
+                    refresh_tokens: !args.no_refresh_tokens,
+                    refresh_token_ttl: args.refresh_token_ttl,
+                    refresh_family_ttl: args.refresh_family_ttl,
                 };
                 let created = clients::create(&mut conn, &spec, now)?;
                 if args.output.json {
@@ -248,6 +264,11 @@ fn client(settings: &Settings, cmd: ClientCommand) -> ExitCode {
                     println!("scope:            {}", view.scope);
                     println!("audiences:        {}", view.audiences.join(" "));
                     println!("access_token_ttl: {}s", view.access_token_ttl);
+                    println!("refresh_tokens:   {}", view.refresh_tokens);
+                    let ttl =
+                        |t: Option<i64>| t.map_or("server default".to_owned(), |t| format!("{t}s"));
+                    println!("refresh_token_ttl:  {}", ttl(view.refresh_token_ttl));
+                    println!("refresh_family_ttl: {}", ttl(view.refresh_family_ttl));
                     println!("disabled:         {}", view.disabled);
                 }
             }

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::clock::UnixSeconds;
-use crate::config::MAX_ACCESS_TOKEN_TTL;
+use crate::config::{MAX_ACCESS_TOKEN_TTL, MAX_REFRESH_TTL};
 use crate::oauth::audience::{is_valid_uri, split_list};
 use crate::oauth::scope::Scope;
 use crate::store::{DbConnection, StoreError, clients};
@@ -51,6 +51,13 @@ pub struct ClientSpec {
     pub scope: String,
     pub audiences: Vec<String>,
     pub access_token_ttl: i64,
+    /// Whether the client gets refresh tokens (RFC 6749 §4.4.3 deviation,
+    /// see docs/operator-guide.md).
+    pub refresh_tokens: bool,
+    /// Idle lifetime of its refresh tokens; `None`: the server default.
+    pub refresh_token_ttl: Option<i64>,
+    /// Absolute lifetime of its refresh-token families; `None`: the server default.
+    pub refresh_family_ttl: Option<i64>,
 }
 
 pub struct CreatedClient {
@@ -106,6 +113,17 @@ impl ClientSpec {
                 format!("must be between 1 and {MAX_ACCESS_TOKEN_TTL} seconds"),
             ));
         }
+        for (field, ttl) in [
+            ("--refresh-token-ttl", self.refresh_token_ttl),
+            ("--refresh-family-ttl", self.refresh_family_ttl),
+        ] {
+            if ttl.is_some_and(|t| !(60..=MAX_REFRESH_TTL).contains(&t)) {
+                return Err(invalid(
+                    field,
+                    format!("must be between 60 and {MAX_REFRESH_TTL} seconds"),
+                ));
+            }
+        }
         let mut audiences: Vec<&str> = Vec::new();
         for aud in &self.audiences {
             if !audiences.contains(&aud.as_str()) {
@@ -129,7 +147,9 @@ pub fn create(
         scopes: &scopes,
         audiences: &audiences,
         access_token_ttl: spec.access_token_ttl,
-        refresh_tokens: true,
+        refresh_tokens: spec.refresh_tokens,
+        refresh_token_ttl: spec.refresh_token_ttl,
+        refresh_family_ttl: spec.refresh_family_ttl,
         can_introspect: false,
         created_at: now,
         updated_at: now,
@@ -156,6 +176,11 @@ pub struct ClientView {
     pub scope: String,
     pub audiences: Vec<String>,
     pub access_token_ttl: i64,
+    pub refresh_tokens: bool,
+    /// `null`: the server default (`TESSERA_REFRESH_TOKEN_TTL`).
+    pub refresh_token_ttl: Option<i64>,
+    /// `null`: the server default (`TESSERA_REFRESH_FAMILY_TTL`).
+    pub refresh_family_ttl: Option<i64>,
     pub disabled: bool,
     pub disabled_at: Option<i64>,
     pub created_at: i64,
@@ -171,6 +196,9 @@ impl From<clients::Client> for ClientView {
             name: c.name,
             scope: c.scopes,
             access_token_ttl: c.access_token_ttl,
+            refresh_tokens: c.refresh_tokens,
+            refresh_token_ttl: c.refresh_token_ttl,
+            refresh_family_ttl: c.refresh_family_ttl,
             disabled_at: c.disabled_at,
             created_at: c.created_at,
             updated_at: c.updated_at,

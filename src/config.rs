@@ -39,6 +39,20 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// HTTP worker threads (`TESSERA_WORKERS`); default: one per core.
     pub workers: Option<usize>,
+    /// Idle lifetime of a refresh token in seconds, for clients that set none
+    /// (`TESSERA_REFRESH_TOKEN_TTL`).
+    pub refresh_token_ttl: i64,
+    /// Absolute lifetime of a refresh-token family in seconds, for clients
+    /// that set none (`TESSERA_REFRESH_FAMILY_TTL`).
+    pub refresh_family_ttl: i64,
+    /// Seconds after a rotation during which the used token may be presented
+    /// again without revoking its family (`TESSERA_REFRESH_GRACE`).
+    pub refresh_grace: i64,
+    /// Seconds between janitor runs (`TESSERA_JANITOR_INTERVAL`).
+    pub janitor_interval: u64,
+    /// Clock skew tolerated between Tessera and validators, in seconds
+    /// (`TESSERA_CLOCK_LEEWAY`).
+    pub clock_leeway: i64,
 }
 
 impl Default for Settings {
@@ -56,6 +70,11 @@ impl Default for Settings {
             db_timeout: 5,
             max_body_bytes: 64 * 1024,
             workers: None,
+            refresh_token_ttl: 7 * 86_400,
+            refresh_family_ttl: 30 * 86_400,
+            refresh_grace: 0,
+            janitor_interval: 300,
+            clock_leeway: 60,
         }
     }
 }
@@ -82,6 +101,13 @@ fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
         message: message.into(),
     }
 }
+
+/// Longest refresh-token lifetime (idle or absolute) accepted: one year.
+pub const MAX_REFRESH_TTL: i64 = 365 * 86_400;
+
+/// Longest refresh grace window: a lost response is retried in seconds, and
+/// every second of grace is a second in which a stolen token is not caught.
+pub const MAX_REFRESH_GRACE: i64 = 300;
 
 /// Largest access-token lifetime accepted anywhere: one day. Tokens that
 /// live longer defeat the point of short-lived JWTs with offline validation.
@@ -171,6 +197,21 @@ impl Settings {
         if let Some(v) = env("TESSERA_WORKERS") {
             self.workers = Some(parsed("TESSERA_WORKERS", &v)?);
         }
+        if let Some(v) = env("TESSERA_REFRESH_TOKEN_TTL") {
+            self.refresh_token_ttl = parsed("TESSERA_REFRESH_TOKEN_TTL", &v)?;
+        }
+        if let Some(v) = env("TESSERA_REFRESH_FAMILY_TTL") {
+            self.refresh_family_ttl = parsed("TESSERA_REFRESH_FAMILY_TTL", &v)?;
+        }
+        if let Some(v) = env("TESSERA_REFRESH_GRACE") {
+            self.refresh_grace = parsed("TESSERA_REFRESH_GRACE", &v)?;
+        }
+        if let Some(v) = env("TESSERA_JANITOR_INTERVAL") {
+            self.janitor_interval = parsed("TESSERA_JANITOR_INTERVAL", &v)?;
+        }
+        if let Some(v) = env("TESSERA_CLOCK_LEEWAY") {
+            self.clock_leeway = parsed("TESSERA_CLOCK_LEEWAY", &v)?;
+        }
         Ok(())
     }
 
@@ -207,6 +248,35 @@ impl Settings {
         }
         if self.workers == Some(0) {
             return Err(invalid("TESSERA_WORKERS", "must be at least 1"));
+        }
+        for (setting, value) in [
+            ("TESSERA_REFRESH_TOKEN_TTL", self.refresh_token_ttl),
+            ("TESSERA_REFRESH_FAMILY_TTL", self.refresh_family_ttl),
+        ] {
+            if !(60..=MAX_REFRESH_TTL).contains(&value) {
+                return Err(invalid(
+                    setting,
+                    format!("must be between 60 and {MAX_REFRESH_TTL} seconds"),
+                ));
+            }
+        }
+        if !(0..=MAX_REFRESH_GRACE).contains(&self.refresh_grace) {
+            return Err(invalid(
+                "TESSERA_REFRESH_GRACE",
+                format!("must be between 0 and {MAX_REFRESH_GRACE} seconds"),
+            ));
+        }
+        if self.janitor_interval == 0 {
+            return Err(invalid(
+                "TESSERA_JANITOR_INTERVAL",
+                "must be at least 1 second",
+            ));
+        }
+        if !(0..=300).contains(&self.clock_leeway) {
+            return Err(invalid(
+                "TESSERA_CLOCK_LEEWAY",
+                "must be between 0 and 300 seconds",
+            ));
         }
         Ok(())
     }

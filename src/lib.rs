@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod http;
+pub mod janitor;
 pub mod keys;
 pub mod oauth;
 pub mod startup;

@@ -1,22 +1,48 @@
 //! Grant rules: client authentication, scope and audience checks, token
-//! issuance. Plain functions over a store and a clock; nothing here knows
-//! HTTP, so every rule can be exercised without a server.
+//! issuance and refresh rotation. Plain functions over a store and a clock;
+//! nothing here knows HTTP, so every rule can be exercised without a server.
 
 pub mod audience;
 pub mod client_auth;
 pub mod client_credentials;
 pub mod error;
 pub mod form;
+pub mod refresh;
 pub mod request;
 pub mod scope;
 
 use std::sync::Arc;
+
+use serde::Serialize;
 
 pub use error::OAuthError;
 
 use crate::clock::SharedClock;
 use crate::keys::KeyStore;
 use crate::store::Database;
+use crate::store::clients::Client;
+
+/// Server-wide refresh-token policy; clients may override the lifetimes.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshPolicy {
+    /// Idle lifetime of one refresh token.
+    pub token_ttl: i64,
+    /// Absolute lifetime of a family, however often it is rotated.
+    pub family_ttl: i64,
+    /// Seconds after a rotation during which the used token still works
+    /// once more without revoking the family (0: never).
+    pub grace: i64,
+}
+
+impl RefreshPolicy {
+    pub fn token_ttl_for(&self, client: &Client) -> i64 {
+        client.refresh_token_ttl.unwrap_or(self.token_ttl)
+    }
+
+    pub fn family_ttl_for(&self, client: &Client) -> i64 {
+        client.refresh_family_ttl.unwrap_or(self.family_ttl)
+    }
+}
 
 /// Everything the grant rules need, shared by every request.
 #[derive(Clone)]
@@ -29,6 +55,19 @@ pub struct OAuthState {
     pub issuer: Arc<str>,
     /// `aud` for clients registered without an audience.
     pub default_audience: Arc<str>,
+    pub refresh: RefreshPolicy,
+}
+
+/// RFC 6749 §5.1.
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    /// Always present, so a client never has to guess what it was granted.
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 /// `POST /oauth2/token`: authenticate the client, then run its grant.
@@ -36,7 +75,7 @@ pub async fn token(
     state: &OAuthState,
     params: Vec<(String, String)>,
     authorization: Option<&str>,
-) -> Result<client_credentials::TokenResponse, OAuthError> {
+) -> Result<TokenResponse, OAuthError> {
     let request = request::TokenRequest::from_params(params)?;
     let credentials = client_auth::PresentedCredentials::extract(
         authorization,
@@ -59,7 +98,22 @@ pub async fn token(
         })?;
     match request.grant {
         request::Grant::ClientCredentials { scope, resources } => {
-            client_credentials::grant(state, &client, scope.as_deref(), &resources, now)
+            client_credentials::grant(state, client, scope.as_deref(), &resources, now).await
+        }
+        request::Grant::RefreshToken {
+            refresh_token,
+            scope,
+            resources,
+        } => {
+            refresh::grant(
+                state,
+                client,
+                refresh_token,
+                scope.as_deref(),
+                &resources,
+                now,
+            )
+            .await
         }
     }
 }

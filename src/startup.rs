@@ -14,9 +14,10 @@ use crate::config::{ConfigError, Settings, validate_issuer};
 use crate::crypto::jwt_provider;
 use crate::crypto::signing::SigningAlgorithm;
 use crate::http::{self, Discovery, HttpState};
+use crate::janitor::Janitor;
 use crate::keys::kek::KekSource;
 use crate::keys::{KeyError, KeySet, KeyStore, keyset};
-use crate::oauth::OAuthState;
+use crate::oauth::{OAuthState, RefreshPolicy};
 use crate::store::{Database, MigrationReport, StoreError, clients};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,7 @@ pub struct Application {
     issuer: String,
     server: Server,
     report: StartupReport,
+    janitor: Janitor,
 }
 
 /// Opens the server's connection pool and applies pending migrations.
@@ -151,6 +153,12 @@ impl Application {
             clients: client_count,
         };
 
+        let janitor = Janitor {
+            db: db.clone(),
+            clock: clock.clone(),
+            interval: Duration::from_secs(settings.janitor_interval),
+            leeway: settings.clock_leeway,
+        };
         let state = web::Data::new(HttpState {
             oauth: OAuthState {
                 db,
@@ -158,6 +166,11 @@ impl Application {
                 clock,
                 issuer: Arc::from(issuer.as_str()),
                 default_audience: Arc::from(default_audience.as_str()),
+                refresh: RefreshPolicy {
+                    token_ttl: settings.refresh_token_ttl,
+                    family_ttl: settings.refresh_family_ttl,
+                    grace: settings.refresh_grace,
+                },
             },
             discovery: Discovery::new(),
             jwks_max_age: settings.jwks_max_age,
@@ -185,6 +198,7 @@ impl Application {
             issuer,
             server: server.run(),
             report,
+            janitor,
         })
     }
 
@@ -205,7 +219,11 @@ impl Application {
         self.server.handle()
     }
 
+    /// Serves until stopped, with the janitor running alongside.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let janitor = actix_web::rt::spawn(self.janitor.run());
+        let result = self.server.await;
+        janitor.abort();
+        result
     }
 }

@@ -6,8 +6,10 @@
 //! their models in the submodules and use portable types only (text ids,
 //! integer Unix seconds, binary hashes), so no query branches on the backend.
 
+pub mod cleanup;
 pub mod clients;
 mod connection;
+pub mod refresh;
 pub mod schema;
 pub mod signing_keys;
 

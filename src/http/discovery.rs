@@ -33,7 +33,7 @@ impl Discovery {
             "issuer": issuer,
             "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
             "jwks_uri": format!("{issuer}{JWKS_PATH}"),
-            "grant_types_supported": ["client_credentials"],
+            "grant_types_supported": ["client_credentials", "refresh_token"],
             "response_types_supported": [],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "scopes_supported": scopes,

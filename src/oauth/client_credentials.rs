@@ -1,37 +1,38 @@
-//! The client-credentials grant (RFC 6749 §4.4) and the token response
-//! (RFC 6749 §5.1).
-
-use serde::Serialize;
+//! The client-credentials grant (RFC 6749 §4.4), and the access-token
+//! minting every grant shares.
+//!
+//! RFC 6749 §4.4.3 says a refresh token SHOULD NOT be issued here. Tessera
+//! issues one to clients with `refresh_tokens` on (the default), because its
+//! users asked to keep the secret out of every service that only needs to
+//! stay authorised; each grant starts a refresh family that rotation and
+//! reuse detection then guard (see `refresh`).
 
 use super::audience::{is_valid_uri, split_list};
 use super::scope::Scope;
-use super::{OAuthError, OAuthState};
+use super::{OAuthError, OAuthState, TokenResponse};
 use crate::clock::UnixSeconds;
 use crate::store::clients::Client;
+use crate::store::refresh::{self as refresh_store, Issue, NewFamily};
 use crate::token::access::{self, AccessTokenClaims, Audience};
+use crate::token::secret::{PlainSecret, REFRESH_TOKEN_PREFIX};
 
-#[derive(Debug, Serialize)]
-pub struct TokenResponse {
-    pub access_token: String,
-    pub token_type: &'static str,
-    pub expires_in: i64,
-    /// Always present, so a client never has to guess what it was granted.
+/// A signed access token and the facts about it that storage needs.
+pub struct MintedAccessToken {
+    pub token: String,
+    pub jti: String,
+    pub expires_at: UnixSeconds,
+    pub ttl: i64,
     pub scope: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
 }
 
-/// Decides scope and audience for an authenticated client and mints its
-/// access token.
-pub fn grant(
+/// Signs an RFC 9068 access token for `client`.
+pub fn mint_access_token(
     state: &OAuthState,
     client: &Client,
-    requested_scope: Option<&str>,
-    resources: &[String],
+    scope: &Scope,
+    audience: Audience,
     now: UnixSeconds,
-) -> Result<TokenResponse, OAuthError> {
-    let scope = decide_scope(client, requested_scope)?;
-    let audience = decide_audience(client, resources, &state.default_audience)?;
+) -> Result<MintedAccessToken, OAuthError> {
     let ttl = client.access_token_ttl;
     let claims = AccessTokenClaims {
         iss: state.issuer.to_string(),
@@ -45,25 +46,111 @@ pub fn grant(
         scope: scope.to_string(),
     };
     let keys = state.keys.current();
-    let access_token = access::mint(&keys.active, &claims)
+    let token = access::mint(&keys.active, &claims)
         .map_err(|e| OAuthError::Internal(format!("signing failed: {e}")))?;
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: ttl,
+    Ok(MintedAccessToken {
+        token,
+        jti: claims.jti,
+        expires_at: claims.exp,
+        ttl,
         scope: claims.scope,
-        refresh_token: None,
     })
 }
 
-/// RFC 6749 §3.3: absent means everything the client is registered for; a
-/// request for anything more is refused rather than silently narrowed.
-pub fn decide_scope(client: &Client, requested: Option<&str>) -> Result<Scope, OAuthError> {
-    let allowed = Scope::parse(&client.scopes).map_err(|_| {
+pub async fn grant(
+    state: &OAuthState,
+    client: Client,
+    requested_scope: Option<&str>,
+    resources: &[String],
+    now: UnixSeconds,
+) -> Result<TokenResponse, OAuthError> {
+    let allowed = client_scope(&client)?;
+    let scope = narrow_scope(&allowed, requested_scope)?;
+    let mut registered = split_list(&client.audiences);
+    if registered.is_empty() {
+        registered.push(state.default_audience.to_string());
+    }
+    let audience = narrow_audience(&registered, resources)?;
+    let family_audiences = match &audience {
+        _ if resources.is_empty() => registered.clone(),
+        Audience::One(a) => vec![a.clone()],
+        Audience::Many(list) => list.clone(),
+    };
+    let minted = mint_access_token(state, &client, &scope, audience, now)?;
+    let refresh_token = if client.refresh_tokens {
+        Some(start_family(state, &client, &scope, &family_audiences, &minted, now).await?)
+    } else {
+        None
+    };
+    Ok(TokenResponse {
+        access_token: minted.token,
+        token_type: "Bearer",
+        expires_in: minted.ttl,
+        scope: minted.scope,
+        refresh_token,
+    })
+}
+
+/// Records a new family. Its scope is what this grant gave (RFC 6749 §6:
+/// refreshes may narrow it, never widen it); its audiences are the resources
+/// requested, or, when none were, every audience the client is registered
+/// for (RFC 8707 §2.2: a refresh may then pick among them). The token is
+/// answered only once the family is committed.
+async fn start_family(
+    state: &OAuthState,
+    client: &Client,
+    scope: &Scope,
+    audiences: &[String],
+    minted: &MintedAccessToken,
+    now: UnixSeconds,
+) -> Result<String, OAuthError> {
+    let plain = PlainSecret::generate(REFRESH_TOKEN_PREFIX)
+        .map_err(|e| OAuthError::Internal(e.to_string()))?;
+    let family_expires = now + state.refresh.family_ttl_for(client);
+    let token_expires = (now + state.refresh.token_ttl_for(client)).min(family_expires);
+    let hash = plain.hash();
+    let family_id = uuid::Uuid::new_v4().to_string();
+    let client_id = client.id.clone();
+    let scope = scope.to_string();
+    let audience = audiences.join(" ");
+    let jti = minted.jti.clone();
+    let access_expires = minted.expires_at;
+    state
+        .db
+        .run(move |conn| {
+            refresh_store::start_family(
+                conn,
+                &NewFamily {
+                    id: &family_id,
+                    client_id: &client_id,
+                    scope: &scope,
+                    audience: &audience,
+                    created_at: now,
+                    expires_at: family_expires,
+                },
+                &Issue {
+                    token_hash: hash.as_bytes(),
+                    token_expires_at: token_expires,
+                    access_jti: &jti,
+                    access_expires_at: access_expires,
+                },
+            )
+        })
+        .await?;
+    Ok(plain.expose().to_owned())
+}
+
+pub fn client_scope(client: &Client) -> Result<Scope, OAuthError> {
+    Scope::parse(&client.scopes).map_err(|_| {
         OAuthError::Internal(format!("client {} has an invalid stored scope", client.id))
-    })?;
+    })
+}
+
+/// RFC 6749 §3.3: absent means everything allowed; a request for anything
+/// more is refused rather than silently narrowed.
+pub fn narrow_scope(allowed: &Scope, requested: Option<&str>) -> Result<Scope, OAuthError> {
     let Some(requested) = requested else {
-        return Ok(allowed);
+        return Ok(allowed.clone());
     };
     let requested = Scope::parse(requested).map_err(|_| {
         OAuthError::InvalidScope(
@@ -71,9 +158,9 @@ pub fn decide_scope(client: &Client, requested: Option<&str>) -> Result<Scope, O
         )
     })?;
     if requested.is_empty() {
-        return Ok(allowed);
+        return Ok(allowed.clone());
     }
-    if !requested.is_subset_of(&allowed) {
+    if !requested.is_subset_of(allowed) {
         return Err(OAuthError::InvalidScope(
             "the requested scope is not allowed for this client",
         ));
@@ -81,19 +168,17 @@ pub fn decide_scope(client: &Client, requested: Option<&str>) -> Result<Scope, O
     Ok(requested)
 }
 
-/// RFC 8707: each requested resource must be one the client is registered
-/// for; none requested means the client's first audience.
-pub fn decide_audience(
-    client: &Client,
+/// RFC 8707: each requested resource must be one of `registered`; none
+/// requested means the first of them.
+pub fn narrow_audience(
+    registered: &[String],
     resources: &[String],
-    default_audience: &str,
 ) -> Result<Audience, OAuthError> {
-    let mut registered = split_list(&client.audiences);
-    if registered.is_empty() {
-        registered.push(default_audience.to_owned());
-    }
     if resources.is_empty() {
-        return Ok(Audience::One(registered.swap_remove(0)));
+        let first = registered
+            .first()
+            .ok_or_else(|| OAuthError::Internal("no audience to grant".to_owned()))?;
+        return Ok(Audience::One(first.clone()));
     }
     let mut granted: Vec<String> = Vec::with_capacity(resources.len());
     for resource in resources {

@@ -16,6 +16,14 @@ pub enum Grant {
         /// `resource` (RFC 8707), or `audience` as Auth0 and Keycloak call it.
         resources: Vec<String>,
     },
+    /// RFC 6749 §6.
+    RefreshToken {
+        refresh_token: String,
+        /// May narrow the family's scope, never widen it.
+        scope: Option<String>,
+        /// May narrow the family's audiences.
+        resources: Vec<String>,
+    },
 }
 
 #[derive(Debug)]
@@ -44,6 +52,7 @@ impl TokenRequest {
         let mut audience = None;
         let mut client_id = None;
         let mut client_secret = None;
+        let mut refresh_token = None;
         for (name, value) in params {
             if value.is_empty() {
                 continue;
@@ -55,6 +64,7 @@ impl TokenRequest {
                 "audience" => audience = Some(value),
                 "client_id" => client_id = Some(value),
                 "client_secret" => client_secret = Some(value),
+                "refresh_token" => refresh_token = Some(value),
                 _ => {}
             }
         }
@@ -69,6 +79,12 @@ impl TokenRequest {
         let grant = match grant_type.as_deref() {
             None => return Err(OAuthError::InvalidRequest("grant_type is missing")),
             Some("client_credentials") => Grant::ClientCredentials { scope, resources },
+            Some("refresh_token") => Grant::RefreshToken {
+                refresh_token: refresh_token
+                    .ok_or(OAuthError::InvalidRequest("refresh_token is missing"))?,
+                scope,
+                resources,
+            },
             Some(_) => return Err(OAuthError::UnsupportedGrantType),
         };
         Ok(Self {
@@ -129,6 +145,24 @@ mod tests {
         assert!(matches!(
             TokenRequest::from_params(params(&[("grant_type", "")])),
             Err(OAuthError::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
+    fn refresh_grant_needs_its_token() {
+        assert!(matches!(
+            TokenRequest::from_params(params(&[("grant_type", "refresh_token")])),
+            Err(OAuthError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            TokenRequest::from_params(params(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "trt_x")
+            ])),
+            Ok(TokenRequest {
+                grant: Grant::RefreshToken { .. },
+                ..
+            })
         ));
     }
 

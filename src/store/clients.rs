@@ -42,6 +42,8 @@ pub struct NewClient<'a> {
     pub audiences: &'a str,
     pub access_token_ttl: i64,
     pub refresh_tokens: bool,
+    pub refresh_token_ttl: Option<i64>,
+    pub refresh_family_ttl: Option<i64>,
     pub can_introspect: bool,
     pub created_at: i64,
     pub updated_at: i64,

@@ -52,6 +52,7 @@ diesel::table! {
         audience -> Text,
         created_at -> BigInt,
         expires_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
         revoked_at -> Nullable<BigInt>,
     }
 }
@@ -96,6 +97,9 @@ diesel::table! {
 }
 
 diesel::joinable!(client_secrets -> clients (client_id));
+diesel::joinable!(refresh_tokens -> refresh_families (family_id));
+diesel::joinable!(family_access_tokens -> refresh_families (family_id));
+diesel::joinable!(refresh_families -> clients (client_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     clients,

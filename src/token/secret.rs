@@ -10,6 +10,10 @@ use crate::crypto::{CryptoError, digest, random};
 /// Prefix of client secrets.
 pub const CLIENT_SECRET_PREFIX: &str = "tsec_";
 
+/// Prefix of refresh tokens: distinct from secrets, so a scanner (or a
+/// person) can tell which kind leaked.
+pub const REFRESH_TOKEN_PREFIX: &str = "trt_";
+
 /// A secret in the clear. `Debug` is redacted so it cannot reach a log by
 /// accident; `expose` is the one way to read it.
 pub struct PlainSecret(String);

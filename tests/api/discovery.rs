@@ -90,7 +90,10 @@ both_backends! {
         assert_eq!(meta["issuer"], app.issuer.as_str());
         assert_eq!(meta["token_endpoint"], format!("{}/oauth2/token", app.issuer));
         assert_eq!(meta["jwks_uri"], format!("{}/.well-known/jwks.json", app.issuer));
-        assert_eq!(meta["grant_types_supported"], serde_json::json!(["client_credentials"]));
+        assert_eq!(
+            meta["grant_types_supported"],
+            serde_json::json!(["client_credentials", "refresh_token"])
+        );
         assert_eq!(
             meta["token_endpoint_auth_methods_supported"],
             serde_json::json!(["client_secret_basic", "client_secret_post"])

@@ -229,6 +229,9 @@ pub fn spec(scope: &str, audiences: &[&str]) -> ClientSpec {
         scope: scope.to_owned(),
         audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
         access_token_ttl: 300,
+        refresh_tokens: true,
+        refresh_token_ttl: None,
+        refresh_family_ttl: None,
     }
 }
 

@@ -8,5 +8,6 @@ mod cli;
 mod discovery;
 mod interop;
 mod keys;
+mod refresh;
 mod token;
 mod token_errors;

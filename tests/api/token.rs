@@ -44,7 +44,10 @@ both_backends! {
             token.scopes().map(|s| s.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
             Some(vec!["read".to_owned()])
         );
-        assert!(token.refresh_token().is_none());
+        assert!(
+            token.refresh_token().is_some_and(|rt| rt.secret().starts_with("trt_")),
+            "refresh tokens are on by default"
+        );
         let claims = app
             .verify_offline(token.access_token().secret(), API)
             .await

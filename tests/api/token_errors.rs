@@ -77,7 +77,7 @@ both_backends! {
     async fn other_grant_types_are_unsupported_grant_type(backend) {
         let app = spawn_app(&backend).await;
         let client = app.create_client(spec("read", &[API])).await;
-        for grant in ["password", "authorization_code", "refresh_token", "foo"] {
+        for grant in ["password", "authorization_code", "implicit", "foo"] {
             let resp = app
                 .post_token(&[("grant_type", grant)], Some((&client.id, &client.secret)))
                 .await;

@@ -47,8 +47,10 @@ CREATE TABLE refresh_families (
     audience    TEXT NOT NULL,
     created_at  BIGINT NOT NULL,
     expires_at  BIGINT NOT NULL,          -- absolute lifetime of the family
+    last_used_at BIGINT,                  -- written first by every refresh: the family lock
     revoked_at  BIGINT
 );
+CREATE INDEX refresh_families_expires_at ON refresh_families(expires_at);
 CREATE INDEX refresh_families_client_id ON refresh_families(client_id);
 
 CREATE TABLE refresh_tokens (
@@ -59,6 +61,7 @@ CREATE TABLE refresh_tokens (
     used_at     BIGINT
 );
 CREATE INDEX refresh_tokens_family_id ON refresh_tokens(family_id);
+CREATE INDEX refresh_tokens_expires_at ON refresh_tokens(expires_at);
 
 -- Access tokens minted from a refresh family, so reuse detection can revoke them.
 CREATE TABLE family_access_tokens (
@@ -67,6 +70,7 @@ CREATE TABLE family_access_tokens (
     expires_at  BIGINT NOT NULL
 );
 CREATE INDEX family_access_tokens_family_id ON family_access_tokens(family_id);
+CREATE INDEX family_access_tokens_expires_at ON family_access_tokens(expires_at);
 
 -- The revocation list and its feed: `seq` orders the feed; a row with a NULL
 -- jti is a client-wide cut-off.

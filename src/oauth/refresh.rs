@@ -1,0 +1,211 @@
+//! The refresh-token grant (RFC 6749 §6) with rotation and reuse detection
+//! (RFC 9700 §4.14.2).
+//!
+//! Every use returns a new refresh token and uses the presented one up. A
+//! used token presented again means two parties hold the family, one of them
+//! a thief: the whole family is revoked, together with every access token it
+//! issued that has not expired. With a grace window configured, a used token
+//! presented again within the window (a client that lost the response and
+//! retries) instead gets a fresh successor and the family's other live token
+//! is used up, so a family never has two live tokens.
+
+use super::audience::split_list;
+use super::client_credentials::{mint_access_token, narrow_audience, narrow_scope};
+use super::scope::Scope;
+use super::{OAuthError, OAuthState, TokenResponse};
+use crate::clock::UnixSeconds;
+use crate::store::clients::Client;
+use crate::store::refresh::{self as store, Decision, Family, Issue, Outcome, RefreshTokenRow};
+use crate::token::secret::{PlainSecret, REFRESH_TOKEN_PREFIX, SecretHash};
+
+/// One message for every refused refresh token, whatever the reason: the
+/// caller learns nothing about other clients' families.
+const INVALID: &str = "the refresh token is invalid, expired or revoked";
+
+/// The rules, applied under the family lock.
+pub fn decide(token: &RefreshTokenRow, family: &Family, now: UnixSeconds, grace: i64) -> Decision {
+    if family.revoked_at.is_some() || family.expires_at <= now {
+        return Decision::Refuse;
+    }
+    match token.used_at {
+        Some(used) if grace > 0 && now - used <= grace => Decision::Reissue,
+        Some(_) => Decision::RevokeFamily,
+        None if token.expires_at <= now => Decision::Refuse,
+        None => Decision::Rotate,
+    }
+}
+
+pub async fn grant(
+    state: &OAuthState,
+    client: Client,
+    presented: String,
+    requested_scope: Option<&str>,
+    resources: &[String],
+    now: UnixSeconds,
+) -> Result<TokenResponse, OAuthError> {
+    if !client.refresh_tokens {
+        return Err(OAuthError::UnauthorizedClient(
+            "this client is not allowed the refresh_token grant",
+        ));
+    }
+    if !presented.starts_with(REFRESH_TOKEN_PREFIX) {
+        return Err(OAuthError::InvalidGrant(INVALID));
+    }
+    let hash = SecretHash::of(&presented);
+    let lookup = hash.clone();
+    let found = state
+        .db
+        .run(move |conn| store::find(conn, lookup.as_bytes()))
+        .await?;
+    let Some((_, family)) = found else {
+        return Err(OAuthError::InvalidGrant(INVALID));
+    };
+    // RFC 6749 §6: the token must have been issued to this client. Another
+    // client's token is refused and its family left alone, so nobody can
+    // revoke someone else's family by replaying its token.
+    if family.client_id != client.id {
+        log::warn!(
+            "refresh token of another client presented: client_id={:?}",
+            client.id
+        );
+        return Err(OAuthError::InvalidGrant(INVALID));
+    }
+    if family.revoked_at.is_some() {
+        return Err(OAuthError::InvalidGrant(INVALID));
+    }
+
+    let family_scope = Scope::parse(&family.scope)
+        .map_err(|_| OAuthError::Internal(format!("family {} has an invalid scope", family.id)))?;
+    let scope = narrow_scope(&family_scope, requested_scope)?;
+    let audience = narrow_audience(&split_list(&family.audience), resources)?;
+    let minted = mint_access_token(state, &client, &scope, audience, now)?;
+
+    let successor = PlainSecret::generate(REFRESH_TOKEN_PREFIX)
+        .map_err(|e| OAuthError::Internal(e.to_string()))?;
+    let successor_hash = successor.hash();
+    let token_expires = (now + state.refresh.token_ttl_for(&client)).min(family.expires_at);
+    let grace = state.refresh.grace;
+    let family_id = family.id.clone();
+    let jti = minted.jti.clone();
+    let access_expires = minted.expires_at;
+    let outcome = state
+        .db
+        .run(move |conn| {
+            store::refresh(
+                conn,
+                hash.as_bytes(),
+                &family_id,
+                now,
+                |token, family| decide(token, family, now, grace),
+                &Issue {
+                    token_hash: successor_hash.as_bytes(),
+                    token_expires_at: token_expires,
+                    access_jti: &jti,
+                    access_expires_at: access_expires,
+                },
+            )
+        })
+        .await?;
+    match outcome {
+        Outcome::Issued { decision } => {
+            if decision == Decision::Reissue {
+                log::info!(
+                    "refresh token re-presented within the grace window: client_id={:?} family={}",
+                    client.id,
+                    family.id
+                );
+            }
+            Ok(TokenResponse {
+                access_token: minted.token,
+                token_type: "Bearer",
+                expires_in: minted.ttl,
+                scope: minted.scope,
+                refresh_token: Some(successor.expose().to_owned()),
+            })
+        }
+        Outcome::FamilyRevoked {
+            family_id,
+            revoked_access_tokens,
+        } => {
+            log::warn!(
+                "refresh token reuse detected, family revoked: client_id={:?} family={family_id} \
+                 access_tokens_revoked={revoked_access_tokens}",
+                client.id
+            );
+            Err(OAuthError::InvalidGrant(INVALID))
+        }
+        Outcome::Unknown | Outcome::Refused => Err(OAuthError::InvalidGrant(INVALID)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(used_at: Option<i64>, expires_at: i64) -> RefreshTokenRow {
+        RefreshTokenRow {
+            token_hash: vec![],
+            family_id: "f".into(),
+            created_at: 0,
+            expires_at,
+            used_at,
+        }
+    }
+
+    fn family(expires_at: i64, revoked_at: Option<i64>) -> Family {
+        Family {
+            id: "f".into(),
+            client_id: "c".into(),
+            scope: String::new(),
+            audience: String::new(),
+            created_at: 0,
+            expires_at,
+            last_used_at: None,
+            revoked_at,
+        }
+    }
+
+    #[test]
+    fn a_live_token_rotates() {
+        assert_eq!(
+            decide(&token(None, 200), &family(1000, None), 100, 0),
+            Decision::Rotate
+        );
+    }
+
+    #[test]
+    fn a_used_token_revokes_the_family_without_grace() {
+        assert_eq!(
+            decide(&token(Some(99), 200), &family(1000, None), 100, 0),
+            Decision::RevokeFamily
+        );
+    }
+
+    #[test]
+    fn a_used_token_within_grace_is_reissued_and_after_it_revokes() {
+        assert_eq!(
+            decide(&token(Some(90), 200), &family(1000, None), 100, 10),
+            Decision::Reissue
+        );
+        assert_eq!(
+            decide(&token(Some(89), 200), &family(1000, None), 100, 10),
+            Decision::RevokeFamily
+        );
+    }
+
+    #[test]
+    fn expiry_refuses_without_revoking() {
+        assert_eq!(
+            decide(&token(None, 100), &family(1000, None), 100, 0),
+            Decision::Refuse
+        );
+        assert_eq!(
+            decide(&token(None, 200), &family(100, None), 100, 0),
+            Decision::Refuse
+        );
+        assert_eq!(
+            decide(&token(None, 200), &family(1000, Some(50)), 100, 0),
+            Decision::Refuse
+        );
+    }
+}

@@ -1,0 +1,52 @@
+//! What the janitor deletes: rows whose every use has expired. Deletes are
+//! idempotent, so janitors on several nodes never conflict.
+//!
+//! A used refresh token is kept until its own idle expiry, so presenting it
+//! again until then is still detected as reuse; after that it could not be
+//! used anyway.
+
+use diesel::prelude::*;
+
+use super::schema::{family_access_tokens, refresh_families, refresh_tokens, revoked_tokens};
+use super::{DbConnection, StoreError};
+use crate::clock::UnixSeconds;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub families: usize,
+    pub refresh_tokens: usize,
+    pub family_access_tokens: usize,
+    pub revoked_tokens: usize,
+}
+
+impl Swept {
+    pub fn total(&self) -> usize {
+        self.families + self.refresh_tokens + self.family_access_tokens + self.revoked_tokens
+    }
+}
+
+/// Deletes everything that expired before `cutoff` (the caller passes now
+/// minus the clock leeway, so a token a validator still accepts is never
+/// forgotten early).
+pub fn sweep(conn: &mut DbConnection, cutoff: UnixSeconds) -> Result<Swept, StoreError> {
+    let refresh_tokens =
+        diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.lt(cutoff)))
+            .execute(conn)?;
+    let family_access_tokens = diesel::delete(
+        family_access_tokens::table.filter(family_access_tokens::expires_at.lt(cutoff)),
+    )
+    .execute(conn)?;
+    // Deleting a family cascades to whatever rows of it remain.
+    let families =
+        diesel::delete(refresh_families::table.filter(refresh_families::expires_at.lt(cutoff)))
+            .execute(conn)?;
+    let revoked_tokens =
+        diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.lt(cutoff)))
+            .execute(conn)?;
+    Ok(Swept {
+        families,
+        refresh_tokens,
+        family_access_tokens,
+        revoked_tokens,
+    })
+}
