@@ -52,8 +52,12 @@ pub enum ClientCommand {
     List(JsonFlag),
     /// Show one client.
     Show(IdArgs),
-    /// Disable a client: it can no longer obtain tokens.
+    /// Disable a client: it can no longer obtain tokens, and everything it
+    /// holds is revoked.
     Disable(IdArgs),
+    /// Revoke every refresh token of a client and every access token issued
+    /// to it until now (the client keeps working with new tokens).
+    RevokeAll(IdArgs),
     /// Delete a client and its secrets.
     Delete(IdArgs),
 }
@@ -86,6 +90,10 @@ pub struct CreateArgs {
     /// Absolute lifetime of a refresh-token family (default: TESSERA_REFRESH_FAMILY_TTL).
     #[arg(long, value_name = "SECONDS")]
     pub refresh_family_ttl: Option<i64>,
+    /// Let the client introspect any token and read the revocation feed
+    /// (for resource servers).
+    #[arg(long)]
+    pub can_introspect: bool,
     /// Use this client id instead of a generated UUID.
     #[arg(long)]
     pub id: Option<String>,
@@ -221,6 +229,7 @@ fn client(settings: &Settings, cmd: ClientCommand) -> ExitCode {
                     refresh_tokens: !args.no_refresh_tokens,
                     refresh_token_ttl: args.refresh_token_ttl,
                     refresh_family_ttl: args.refresh_family_ttl,
+                    can_introspect: args.can_introspect,
                 };
                 let created = clients::create(&mut conn, &spec, now)?;
                 if args.output.json {
@@ -269,19 +278,42 @@ fn client(settings: &Settings, cmd: ClientCommand) -> ExitCode {
                         |t: Option<i64>| t.map_or("server default".to_owned(), |t| format!("{t}s"));
                     println!("refresh_token_ttl:  {}", ttl(view.refresh_token_ttl));
                     println!("refresh_family_ttl: {}", ttl(view.refresh_family_ttl));
+                    println!("can_introspect:   {}", view.can_introspect);
                     println!("disabled:         {}", view.disabled);
                 }
             }
             ClientCommand::Disable(args) => {
-                clients::disable(&mut conn, &args.id, now)?;
+                let done = clients::disable(&mut conn, &args.id, now, settings.clock_leeway)?;
                 if args.output.json {
-                    print_json(&serde_json::json!({ "client_id": args.id, "disabled": true }));
+                    print_json(&serde_json::json!({
+                        "client_id": args.id,
+                        "disabled": true,
+                        "tokens_valid_after": done.tokens_valid_after,
+                        "refresh_families_revoked": done.families_revoked,
+                    }));
                 } else {
                     println!("disabled client {}", args.id);
                 }
             }
+            ClientCommand::RevokeAll(args) => {
+                let done = clients::revoke_all(&mut conn, &args.id, now, settings.clock_leeway)?;
+                if args.output.json {
+                    print_json(&serde_json::json!({
+                        "client_id": args.id,
+                        "tokens_valid_after": done.tokens_valid_after,
+                        "refresh_families_revoked": done.families_revoked,
+                    }));
+                } else {
+                    println!(
+                        "revoked {} refresh famil{} and every access token issued to {} until now",
+                        done.families_revoked,
+                        if done.families_revoked == 1 { "y" } else { "ies" },
+                        args.id
+                    );
+                }
+            }
             ClientCommand::Delete(args) => {
-                clients::delete(&mut conn, &args.id)?;
+                clients::delete(&mut conn, &args.id, now, settings.clock_leeway)?;
                 if args.output.json {
                     print_json(&serde_json::json!({ "client_id": args.id, "deleted": true }));
                 } else {

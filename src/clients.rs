@@ -8,6 +8,8 @@ use crate::clock::UnixSeconds;
 use crate::config::{MAX_ACCESS_TOKEN_TTL, MAX_REFRESH_TTL};
 use crate::oauth::audience::{is_valid_uri, split_list};
 use crate::oauth::scope::Scope;
+use crate::oauth::revoke::cutoff_relevant_until;
+use crate::store::revocation::{self, RevokeAll};
 use crate::store::{DbConnection, StoreError, clients};
 use crate::token::secret::{CLIENT_SECRET_PREFIX, PlainSecret};
 
@@ -58,6 +60,9 @@ pub struct ClientSpec {
     pub refresh_token_ttl: Option<i64>,
     /// Absolute lifetime of its refresh-token families; `None`: the server default.
     pub refresh_family_ttl: Option<i64>,
+    /// May introspect any token and read the revocation feed (for resource
+    /// servers).
+    pub can_introspect: bool,
 }
 
 pub struct CreatedClient {
@@ -150,16 +155,13 @@ pub fn create(
         refresh_tokens: spec.refresh_tokens,
         refresh_token_ttl: spec.refresh_token_ttl,
         refresh_family_ttl: spec.refresh_family_ttl,
-        can_introspect: false,
+        can_introspect: spec.can_introspect,
         created_at: now,
         updated_at: now,
     };
     match clients::insert_client(conn, &new, secret.hash().as_bytes()) {
         Ok(()) => {}
-        Err(StoreError::Query(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        ))) => return Err(ClientError::AlreadyExists(id)),
+        Err(e) if e.is_unique_violation() => return Err(ClientError::AlreadyExists(id)),
         Err(e) => return Err(e.into()),
     }
     Ok(CreatedClient {
@@ -181,6 +183,9 @@ pub struct ClientView {
     pub refresh_token_ttl: Option<i64>,
     /// `null`: the server default (`TESSERA_REFRESH_FAMILY_TTL`).
     pub refresh_family_ttl: Option<i64>,
+    pub can_introspect: bool,
+    /// Access tokens issued at or before this instant are revoked.
+    pub tokens_valid_after: Option<i64>,
     pub disabled: bool,
     pub disabled_at: Option<i64>,
     pub created_at: i64,
@@ -199,6 +204,8 @@ impl From<clients::Client> for ClientView {
             refresh_tokens: c.refresh_tokens,
             refresh_token_ttl: c.refresh_token_ttl,
             refresh_family_ttl: c.refresh_family_ttl,
+            can_introspect: c.can_introspect,
+            tokens_valid_after: c.tokens_valid_after,
             disabled_at: c.disabled_at,
             created_at: c.created_at,
             updated_at: c.updated_at,
@@ -219,15 +226,46 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<ClientView>, ClientError> {
         .collect())
 }
 
-pub fn disable(conn: &mut DbConnection, id: &str, now: UnixSeconds) -> Result<(), ClientError> {
-    if clients::disable_client(conn, id, now)? {
-        Ok(())
-    } else {
-        Err(ClientError::NotFound(id.to_owned()))
-    }
+/// Revokes everything the client holds: its refresh families, and, through
+/// a cut-off that introspection and the revocation feed both apply, every
+/// access token issued to it until now.
+pub fn revoke_all(
+    conn: &mut DbConnection,
+    id: &str,
+    now: UnixSeconds,
+    leeway: i64,
+) -> Result<RevokeAll, ClientError> {
+    revocation::revoke_all(conn, id, now, cutoff_relevant_until(now, leeway), "revoke_all")?
+        .ok_or_else(|| ClientError::NotFound(id.to_owned()))
 }
 
-pub fn delete(conn: &mut DbConnection, id: &str) -> Result<(), ClientError> {
+/// Disables the client: it can no longer authenticate, and everything it
+/// holds is revoked as by [`revoke_all`].
+pub fn disable(
+    conn: &mut DbConnection,
+    id: &str,
+    now: UnixSeconds,
+    leeway: i64,
+) -> Result<RevokeAll, ClientError> {
+    if !clients::disable_client(conn, id, now)? {
+        return Err(ClientError::NotFound(id.to_owned()));
+    }
+    let relevant_until = cutoff_relevant_until(now, leeway);
+    revocation::revoke_all(conn, id, now, relevant_until, "client_disabled")?
+        .ok_or_else(|| ClientError::NotFound(id.to_owned()))
+}
+
+/// Deletes the client, its secrets and refresh families. Its access tokens
+/// are cut off first, so offline validators following the feed learn of it.
+pub fn delete(
+    conn: &mut DbConnection,
+    id: &str,
+    now: UnixSeconds,
+    leeway: i64,
+) -> Result<(), ClientError> {
+    let relevant_until = cutoff_relevant_until(now, leeway);
+    revocation::revoke_all(conn, id, now, relevant_until, "client_deleted")?
+        .ok_or_else(|| ClientError::NotFound(id.to_owned()))?;
     if clients::delete_client(conn, id)? {
         Ok(())
     } else {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 pub const DEFAULT_CONFIG_FILE: &str = "tessera.toml";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Address to listen on (`TESSERA_BIND`).
@@ -76,6 +76,40 @@ impl Default for Settings {
             janitor_interval: 300,
             clock_leeway: 60,
         }
+    }
+}
+
+/// Redacts the key-encryption key and any password in the database URL, so
+/// settings can be logged.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("bind", &self.bind)
+            .field("issuer", &self.issuer)
+            .field("database_url", &redact_url_password(&self.database_url))
+            .field("keys_dir", &self.keys_dir)
+            .field("kek", &self.kek.as_ref().map(|_| "[redacted]"))
+            .field("default_audience", &self.default_audience)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("refresh_family_ttl", &self.refresh_family_ttl)
+            .field("refresh_grace", &self.refresh_grace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `scheme://user:password@host` becomes `scheme://user:[redacted]@host`.
+pub fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:[redacted]@{host}{}", &rest[authority_end..])
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -395,6 +429,18 @@ mod tests {
                 .unwrap_or_default();
             assert!(err.contains(name), "{err:?} should name {name}");
         }
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let s = Settings {
+            database_url: "postgres://app:hunter2@db/tessera".into(),
+            kek: Some("c2VjcmV0".into()),
+            ..Settings::default()
+        };
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("c2VjcmV0"), "{shown}");
+        assert!(shown.contains("postgres://app:[redacted]@db/tessera"), "{shown}");
     }
 
     #[test]

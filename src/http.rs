@@ -7,8 +7,11 @@ mod error;
 mod fallback;
 mod form;
 mod health;
+mod introspect;
 mod jwks;
 mod metadata;
+mod revocations;
+mod revoke;
 mod token;
 
 use actix_web::http::header;
@@ -27,6 +30,9 @@ pub struct HttpState {
 }
 
 pub const TOKEN_PATH: &str = "/oauth2/token";
+pub const REVOKE_PATH: &str = "/oauth2/revoke";
+pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
+pub const REVOCATIONS_PATH: &str = "/oauth2/revocations";
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
@@ -36,6 +42,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource(TOKEN_PATH)
             .route(web::post().to(token::token))
             .default_service(web::to(|| fallback::method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource(REVOKE_PATH)
+            .route(web::post().to(revoke::revoke))
+            .default_service(web::to(|| fallback::method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource(INTROSPECT_PATH)
+            .route(web::post().to(introspect::introspect))
+            .default_service(web::to(|| fallback::method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource(REVOCATIONS_PATH)
+            .route(web::get().to(revocations::revocations))
+            .default_service(web::to(|| fallback::method_not_allowed("GET"))),
     )
     .service(
         web::resource(JWKS_PATH)
@@ -50,7 +71,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/healthz")
             .route(web::get().to(health::healthz))
-            .default_service(web::to(|| fallback::method_not_allowed("GET"))),
+            .route(web::head().to(health::healthz))
+            .default_service(web::to(|| fallback::method_not_allowed("GET, HEAD"))),
     )
     .default_service(web::to(fallback::not_found));
 }

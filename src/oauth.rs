@@ -7,7 +7,9 @@ pub mod client_auth;
 pub mod client_credentials;
 pub mod error;
 pub mod form;
+pub mod introspect;
 pub mod refresh;
+pub mod revoke;
 pub mod request;
 pub mod scope;
 
@@ -70,6 +72,41 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
 }
 
+/// Authenticates the calling client (RFC 6749 §2.3.1), for every endpoint
+/// that requires it. Failures are logged with the client id and reason; the
+/// caller only ever learns `invalid_client`.
+pub async fn authenticate_client(
+    state: &OAuthState,
+    authorization: Option<&str>,
+    body_client_id: Option<String>,
+    body_client_secret: Option<String>,
+) -> Result<Client, OAuthError> {
+    let credentials = client_auth::PresentedCredentials::extract(
+        authorization,
+        body_client_id,
+        body_client_secret,
+    )
+    .inspect_err(log_auth_failure(None))?;
+    let now = state.clock.now();
+    let client_id = credentials.client_id.clone();
+    state
+        .db
+        .run(move |conn| client_auth::authenticate(conn, &credentials, now))
+        .await
+        .map_err(OAuthError::from)?
+        .inspect_err(log_auth_failure(Some(&client_id)))
+}
+
+fn log_auth_failure(client_id: Option<&str>) -> impl Fn(&OAuthError) + '_ {
+    move |e| {
+        if let OAuthError::InvalidClient { reason } = e {
+            // `{:?}` escapes control characters, so a crafted client id
+            // cannot forge log lines.
+            log::warn!("client authentication failed: client_id={client_id:?} reason={reason}");
+        }
+    }
+}
+
 /// `POST /oauth2/token`: authenticate the client, then run its grant.
 pub async fn token(
     state: &OAuthState,
@@ -77,25 +114,9 @@ pub async fn token(
     authorization: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let request = request::TokenRequest::from_params(params)?;
-    let credentials = client_auth::PresentedCredentials::extract(
-        authorization,
-        request.client_id,
-        request.client_secret,
-    )?;
+    let client =
+        authenticate_client(state, authorization, request.client_id, request.client_secret).await?;
     let now = state.clock.now();
-    let client_id = credentials.client_id.clone();
-    let client = state
-        .db
-        .run(move |conn| client_auth::authenticate(conn, &credentials, now))
-        .await
-        .map_err(OAuthError::from)?
-        .inspect_err(|e| {
-            if let OAuthError::InvalidClient { reason } = e {
-                // `{:?}` escapes control characters, so a crafted client id
-                // cannot forge log lines.
-                log::warn!("client authentication failed: client_id={client_id:?} reason={reason}");
-            }
-        })?;
     match request.grant {
         request::Grant::ClientCredentials { scope, resources } => {
             client_credentials::grant(state, client, scope.as_deref(), &resources, now).await
@@ -104,16 +125,6 @@ pub async fn token(
             refresh_token,
             scope,
             resources,
-        } => {
-            refresh::grant(
-                state,
-                client,
-                refresh_token,
-                scope.as_deref(),
-                &resources,
-                now,
-            )
-            .await
-        }
+        } => refresh::grant(state, client, refresh_token, scope.as_deref(), &resources, now).await,
     }
 }

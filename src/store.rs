@@ -10,6 +10,7 @@ pub mod cleanup;
 pub mod clients;
 mod connection;
 pub mod refresh;
+pub mod revocation;
 pub mod schema;
 pub mod signing_keys;
 
@@ -32,14 +33,26 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn is_unavailable(&self) -> bool {
+        use diesel::result::DatabaseErrorKind as Kind;
         match self {
             Self::Unavailable(_) => true,
-            Self::Query(diesel::result::Error::DatabaseError(kind, _)) => matches!(
-                kind,
-                diesel::result::DatabaseErrorKind::ClosedConnection
-                    | diesel::result::DatabaseErrorKind::UnableToSendCommand
-            ),
+            Self::Query(diesel::result::Error::DatabaseError(kind, info)) => {
+                matches!(kind, Kind::ClosedConnection | Kind::UnableToSendCommand)
+                    // SQLite still busy after its busy timeout: retry later.
+                    || info.message().contains("database is locked")
+            }
             _ => false,
         }
+    }
+
+    /// An insert hit a unique constraint (e.g. a client id already taken).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            Self::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
     }
 }

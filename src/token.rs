@@ -3,3 +3,4 @@
 
 pub mod access;
 pub mod secret;
+pub mod verify;

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use serde_json::json;
 
-use super::{JWKS_PATH, TOKEN_PATH};
+use super::{INTROSPECT_PATH, JWKS_PATH, REVOCATIONS_PATH, REVOKE_PATH, TOKEN_PATH};
 use crate::clock::UnixSeconds;
 use crate::oauth::OAuthState;
 use crate::oauth::scope::Scope;
@@ -36,6 +36,12 @@ impl Discovery {
             "grant_types_supported": ["client_credentials", "refresh_token"],
             "response_types_supported": [],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            // Tessera's own: the feed offline validators follow.
+            "revocation_feed_endpoint": format!("{issuer}{REVOCATIONS_PATH}"),
             "scopes_supported": scopes,
             // Not in RFC 8414's registry: the JWS algorithms of the published
             // keys, which resource servers should allow.

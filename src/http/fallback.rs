@@ -6,10 +6,12 @@ use actix_web::http::header;
 use super::error::ErrorBody;
 
 pub async fn not_found() -> HttpResponse {
-    HttpResponse::NotFound().json(ErrorBody {
-        error: "not_found",
-        error_description: "no such endpoint",
-    })
+    HttpResponse::NotFound()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(ErrorBody {
+            error: "not_found",
+            error_description: "no such endpoint",
+        })
 }
 
 pub async fn method_not_allowed(allow: &'static str) -> HttpResponse {

@@ -46,6 +46,22 @@ impl PublicJwk {
         jwk
     }
 
+    /// The algorithm and public key this JWK publishes, if Tessera can
+    /// verify with it.
+    pub fn verification_key(&self) -> Option<(SigningAlgorithm, PublicKey)> {
+        let alg = SigningAlgorithm::from_jws_name(&self.alg)?;
+        let x = URL_SAFE_NO_PAD.decode(&self.x).ok()?;
+        let key = match (alg, self.kty.as_str(), self.crv.as_str(), &self.y) {
+            (SigningAlgorithm::Es256, "EC", "P-256", Some(y)) => PublicKey::P256 {
+                x,
+                y: URL_SAFE_NO_PAD.decode(y).ok()?,
+            },
+            (SigningAlgorithm::EdDsa, "OKP", "Ed25519", None) => PublicKey::Ed25519 { x },
+            _ => return None,
+        };
+        Some((alg, key))
+    }
+
     /// RFC 7638 §3: SHA-256 over the required members, in lexicographic
     /// order, with no whitespace. The members are base64url strings and fixed
     /// names, so nothing needs JSON escaping.

@@ -136,8 +136,12 @@ fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
     let fail = |e: std::io::Error| KeyError::Kek(format!("cannot create {}: {e}", dir.display()));
     #[cfg(unix)]
     {
-        use std::os::unix::fs::DirBuilderExt;
-        if !dir.exists() {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        if dir.exists() {
+            // A checkout brings `keys/` with its README at 0755: tighten it
+            // before the KEK goes in.
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(fail)?;
+        } else {
             fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
@@ -150,10 +154,26 @@ fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// Refuses a key file that the group or others may read or write.
+/// Refuses a key file that the group or others may read or write, and one in
+/// a folder they may write to (they could replace it).
 #[cfg(unix)]
 fn check_private(path: &Path) -> Result<(), KeyError> {
     use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent() {
+        let mode = fs::metadata(dir)
+            .map_err(|e| KeyError::Kek(format!("cannot read {}: {e}", dir.display())))?
+            .permissions()
+            .mode();
+        if mode & 0o022 != 0 {
+            return Err(KeyError::Kek(format!(
+                "{} is writable by group or others (mode {:o}); refusing the key in it. \
+                 Run `chmod 700 {}`",
+                dir.display(),
+                mode & 0o777,
+                dir.display()
+            )));
+        }
+    }
     let mode = fs::metadata(path)
         .map_err(|e| KeyError::Kek(format!("cannot read {}: {e}", path.display())))?
         .permissions()
@@ -195,11 +215,32 @@ mod tests {
             assert_eq!(fs::metadata(&keys)?.permissions().mode() & 0o777, 0o700);
             let file = keys.join(KEK_FILE);
             assert_eq!(fs::metadata(&file)?.permissions().mode() & 0o777, 0o600);
+            fs::set_permissions(&keys, fs::Permissions::from_mode(0o777))?;
+            let err = KeyEncryptionKey::load(&keys, None).err().ok_or("accepted")?;
+            assert!(err.to_string().contains("chmod 700"), "{err}");
+            fs::set_permissions(&keys, fs::Permissions::from_mode(0o755))?;
+            KeyEncryptionKey::load(&keys, None)?;
             fs::set_permissions(&file, fs::Permissions::from_mode(0o640))?;
             let err = KeyEncryptionKey::load(&keys, None)
                 .err()
                 .ok_or("accepted")?;
             assert!(err.to_string().contains("chmod 600"), "{err}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn an_existing_open_folder_is_tightened_when_the_kek_is_created()
+    -> Result<(), Box<dyn std::error::Error>> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let dir = tempfile::tempdir()?;
+            let keys = dir.path().join("keys");
+            fs::create_dir(&keys)?;
+            fs::set_permissions(&keys, fs::Permissions::from_mode(0o755))?;
+            KeyEncryptionKey::create(&keys)?;
+            assert_eq!(fs::metadata(&keys)?.permissions().mode() & 0o777, 0o700);
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ use super::kek::{KekSource, KeyEncryptionKey};
 use crate::clock::UnixSeconds;
 use crate::crypto::{digest, signing, signing::SigningAlgorithm};
 use crate::store::DbConnection;
+use crate::token::verify::{VerificationKey, VerificationKeys};
 use crate::store::signing_keys::{self, SigningKeyRow};
 
 /// The key new tokens are signed with.
@@ -49,6 +50,8 @@ pub struct KeySet {
     pub etag: String,
     /// JWS algorithms of every published key, for the metadata document.
     pub algorithms: Vec<String>,
+    /// Every published key, for verifying tokens this server issued.
+    pub verification: VerificationKeys,
 }
 
 /// Holds the current key set; readers take an `Arc` snapshot, so a reload
@@ -168,12 +171,18 @@ pub fn load_keyset(
 
     let mut keys = Vec::with_capacity(published.len());
     let mut algorithms: Vec<String> = Vec::new();
+    let mut verification = VerificationKeys::new();
     for row in &published {
+        let unreadable = |message: String| KeyError::SigningKey {
+            kid: row.kid.clone(),
+            message: format!("stored JWK is unreadable: {message}"),
+        };
         let jwk: PublicJwk =
-            serde_json::from_str(&row.public_jwk).map_err(|e| KeyError::SigningKey {
-                kid: row.kid.clone(),
-                message: format!("stored JWK is unreadable: {e}"),
-            })?;
+            serde_json::from_str(&row.public_jwk).map_err(|e| unreadable(e.to_string()))?;
+        let (alg, key) = jwk
+            .verification_key()
+            .ok_or_else(|| unreadable("unsupported key type".to_owned()))?;
+        verification.insert(jwk.kid.clone(), VerificationKey { alg, key });
         if !algorithms.contains(&jwk.alg) {
             algorithms.push(jwk.alg.clone());
         }
@@ -195,6 +204,7 @@ pub fn load_keyset(
         jwks_json,
         etag,
         algorithms,
+        verification,
     })
 }
 

@@ -26,6 +26,11 @@ pub struct MintedAccessToken {
 }
 
 /// Signs an RFC 9068 access token for `client`.
+///
+/// A client-wide cut-off revokes every token issued at or before its
+/// instant, and `iat` has one-second resolution: a token minted in the very
+/// second of a cut-off is stamped with the next second, so it is not born
+/// revoked (validators' leeway absorbs the fraction of a second).
 pub fn mint_access_token(
     state: &OAuthState,
     client: &Client,
@@ -34,13 +39,16 @@ pub fn mint_access_token(
     now: UnixSeconds,
 ) -> Result<MintedAccessToken, OAuthError> {
     let ttl = client.access_token_ttl;
+    let iat = client
+        .tokens_valid_after
+        .map_or(now, |cutoff| now.max(cutoff + 1));
     let claims = AccessTokenClaims {
         iss: state.issuer.to_string(),
         sub: client.id.clone(),
         aud: audience,
-        exp: now + ttl,
-        iat: now,
-        nbf: now,
+        exp: iat + ttl,
+        iat,
+        nbf: iat,
         jti: uuid::Uuid::new_v4().to_string(),
         client_id: client.id.clone(),
         scope: scope.to_string(),

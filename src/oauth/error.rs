@@ -27,6 +27,9 @@ pub enum OAuthError {
     /// RFC 8707 §2.
     #[error("invalid_target: {0}")]
     InvalidTarget(&'static str),
+    /// The client is authenticated but may not do this (HTTP 403).
+    #[error("access_denied: {0}")]
+    AccessDenied(&'static str),
     #[error("request body too large")]
     PayloadTooLarge,
     /// The database cannot be reached: retry later, and never conclude that
@@ -50,6 +53,7 @@ impl OAuthError {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidTarget(_) => "invalid_target",
+            Self::AccessDenied(_) => "access_denied",
             Self::Unavailable(_) => "temporarily_unavailable",
             Self::Internal(_) => "server_error",
         }
@@ -61,7 +65,8 @@ impl OAuthError {
             | Self::InvalidGrant(d)
             | Self::UnauthorizedClient(d)
             | Self::InvalidScope(d)
-            | Self::InvalidTarget(d) => d,
+            | Self::InvalidTarget(d)
+            | Self::AccessDenied(d) => d,
             Self::InvalidClient { .. } => CLIENT_AUTH_FAILED,
             Self::UnsupportedGrantType => "the grant type is not supported",
             Self::PayloadTooLarge => "the request body is too large",

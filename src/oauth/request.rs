@@ -33,19 +33,62 @@ pub struct TokenRequest {
     pub client_secret: Option<String>,
 }
 
-const REPEATABLE: &[&str] = &["resource"];
+/// RFC 6749 §3.2: no parameter may be sent twice, except the ones listed.
+pub fn refuse_repeats(params: &[(String, String)], repeatable: &[&str]) -> Result<(), OAuthError> {
+    let mut seen: Vec<&str> = Vec::with_capacity(params.len());
+    for (name, _) in params {
+        if seen.contains(&name.as_str()) && !repeatable.contains(&name.as_str()) {
+            return Err(OAuthError::InvalidRequest(
+                "a request parameter was sent more than once",
+            ));
+        }
+        seen.push(name);
+    }
+    Ok(())
+}
+
+/// A request about one token: revocation (RFC 7009 §2.1) and introspection
+/// (RFC 7662 §2.1) share this shape.
+#[derive(Debug)]
+pub struct TokenOperationRequest {
+    pub token: String,
+    /// Only a hint (RFC 7009 §2.1): every kind of token is searched anyway.
+    pub token_type_hint: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+impl TokenOperationRequest {
+    pub fn from_params(params: Vec<(String, String)>) -> Result<Self, OAuthError> {
+        refuse_repeats(&params, &[])?;
+        let mut token = None;
+        let mut token_type_hint = None;
+        let mut client_id = None;
+        let mut client_secret = None;
+        for (name, value) in params {
+            if value.is_empty() {
+                continue;
+            }
+            match name.as_str() {
+                "token" => token = Some(value),
+                "token_type_hint" => token_type_hint = Some(value),
+                "client_id" => client_id = Some(value),
+                "client_secret" => client_secret = Some(value),
+                _ => {}
+            }
+        }
+        Ok(Self {
+            token: token.ok_or(OAuthError::InvalidRequest("token is missing"))?,
+            token_type_hint,
+            client_id,
+            client_secret,
+        })
+    }
+}
 
 impl TokenRequest {
     pub fn from_params(params: Vec<(String, String)>) -> Result<Self, OAuthError> {
-        let mut seen: Vec<&str> = Vec::with_capacity(params.len());
-        for (name, _) in &params {
-            if seen.contains(&name.as_str()) && !REPEATABLE.contains(&name.as_str()) {
-                return Err(OAuthError::InvalidRequest(
-                    "a request parameter was sent more than once",
-                ));
-            }
-            seen.push(name);
-        }
+        refuse_repeats(&params, &["resource"])?;
         let mut grant_type = None;
         let mut scope = None;
         let mut resources = Vec::new();

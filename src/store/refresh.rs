@@ -10,9 +10,8 @@
 
 use diesel::prelude::*;
 
-use super::schema::{
-    audit_events, family_access_tokens, refresh_families, refresh_tokens, revoked_tokens,
-};
+use super::revocation::{audit, lock_feed};
+use super::schema::{family_access_tokens, refresh_families, refresh_tokens, revoked_tokens};
 use super::{DbConnection, StoreError};
 use crate::clock::UnixSeconds;
 
@@ -223,7 +222,7 @@ fn mark_family_used(
 /// works again, and every access token it issued that has not expired goes
 /// on the revocation list. Records an audit event of `kind`. Returns how many
 /// access tokens were added to the list.
-fn revoke_family_locked(
+pub(super) fn revoke_family_locked(
     conn: &mut DbConnection,
     family: &Family,
     now: UnixSeconds,
@@ -233,6 +232,7 @@ fn revoke_family_locked(
         .set(refresh_families::revoked_at.eq(now))
         .execute(conn)?;
     mark_family_used(conn, &family.id, now)?;
+    lock_feed(conn)?;
     let live: Vec<(String, i64)> = family_access_tokens::table
         .filter(family_access_tokens::family_id.eq(&family.id))
         .filter(family_access_tokens::expires_at.gt(now))
@@ -257,24 +257,37 @@ fn revoke_family_locked(
             .execute(conn)?;
         added += 1;
     }
-    diesel::insert_into(audit_events::table)
-        .values((
-            audit_events::at.eq(now),
-            audit_events::kind.eq(kind),
-            audit_events::client_id.eq(&family.client_id),
-            audit_events::detail.eq(format!("family {}", family.id)),
-        ))
-        .execute(conn)?;
+    audit(conn, now, kind, &family.client_id, &format!("family {}", family.id))?;
     Ok(added)
 }
 
-/// Whether the access token `jti` is on the revocation list.
-pub fn is_revoked(conn: &mut DbConnection, jti: &str) -> Result<bool, StoreError> {
-    Ok(revoked_tokens::table
-        .filter(revoked_tokens::jti.eq(jti))
-        .count()
-        .get_result::<i64>(conn)?
-        > 0)
+/// Revokes the family (RFC 7009 §2.1: revoking a refresh token revokes its
+/// grant, access tokens included). Returns false when it was already
+/// revoked or is gone.
+pub fn revoke_family(
+    conn: &mut DbConnection,
+    family_id: &str,
+    now: UnixSeconds,
+    kind: &str,
+) -> Result<bool, StoreError> {
+    Ok(conn.transaction(|conn| {
+        let locked = diesel::update(
+            refresh_families::table
+                .find(family_id)
+                .filter(refresh_families::revoked_at.is_null()),
+        )
+        .set(refresh_families::last_used_at.eq(now))
+        .execute(conn)?;
+        if locked == 0 {
+            return Ok(false);
+        }
+        let family = refresh_families::table
+            .find(family_id)
+            .select(Family::as_select())
+            .first(conn)?;
+        revoke_family_locked(conn, &family, now, kind)?;
+        Ok::<_, diesel::result::Error>(true)
+    })?)
 }
 
 /// Row counts, for tests and operators watching growth.

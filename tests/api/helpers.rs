@@ -232,6 +232,7 @@ pub fn spec(scope: &str, audiences: &[&str]) -> ClientSpec {
         refresh_tokens: true,
         refresh_token_ttl: None,
         refresh_family_ttl: None,
+        can_introspect: false,
     }
 }
 
@@ -285,7 +286,19 @@ impl TestApp {
         let id = id.to_owned();
         let now = self.clock.now();
         actix_web::rt::task::spawn_blocking(move || {
-            clients::disable(&mut db.conn().expect("connection"), &id, now).expect("disable")
+            clients::disable(&mut db.conn().expect("connection"), &id, now, 60).expect("disable")
+        })
+        .await
+        .expect("blocking task");
+    }
+
+    pub async fn revoke_all(&self, id: &str) {
+        let db = self.database();
+        let id = id.to_owned();
+        let now = self.clock.now();
+        actix_web::rt::task::spawn_blocking(move || {
+            clients::revoke_all(&mut db.conn().expect("connection"), &id, now, 60)
+                .expect("revoke-all")
         })
         .await
         .expect("blocking task");
@@ -294,8 +307,9 @@ impl TestApp {
     pub async fn delete_client(&self, id: &str) {
         let db = self.database();
         let id = id.to_owned();
+        let now = self.clock.now();
         actix_web::rt::task::spawn_blocking(move || {
-            clients::delete(&mut db.conn().expect("connection"), &id).expect("delete")
+            clients::delete(&mut db.conn().expect("connection"), &id, now, 60).expect("delete")
         })
         .await
         .expect("blocking task");

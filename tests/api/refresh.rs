@@ -47,7 +47,7 @@ async fn is_revoked(app: &TestApp, jti: &str) -> bool {
     let db = app.database();
     let jti = jti.to_owned();
     actix_web::rt::task::spawn_blocking(move || {
-        tessera::store::refresh::is_revoked(&mut db.conn().expect("conn"), &jti).expect("query")
+        tessera::store::revocation::is_revoked(&mut db.conn().expect("conn"), &jti).expect("query")
     })
     .await
     .expect("task")

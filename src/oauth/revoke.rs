@@ -1,0 +1,160 @@
+//! Revocation (RFC 7009) and the revocation feed for offline validators.
+//!
+//! Policy choices, documented in docs/endpoints.md:
+//! - a token that is unknown, malformed, expired, already revoked, or
+//!   issued to *another* client gets the same `200` and changes nothing
+//!   (RFC 7009 §2.1 allows refusing the last case; answering alike gives an
+//!   attacker no oracle for which tokens exist);
+//! - `token_type_hint` is ignored: the token's own shape says what it is;
+//! - `200` is answered only after the revocation is committed.
+
+use serde::Serialize;
+
+use super::{OAuthError, OAuthState};
+use crate::clock::UnixSeconds;
+use crate::config::MAX_ACCESS_TOKEN_TTL;
+use crate::store::clients::Client;
+use crate::store::{refresh as refresh_store, revocation};
+use crate::token::secret::{REFRESH_TOKEN_PREFIX, SecretHash};
+use crate::token::verify::{self, Expectations};
+
+pub async fn revoke(state: &OAuthState, caller: &Client, token: String) -> Result<(), OAuthError> {
+    let now = state.clock.now();
+    if token.starts_with(REFRESH_TOKEN_PREFIX) {
+        let hash = SecretHash::of(&token);
+        let Some((_, family)) = state
+            .db
+            .run(move |conn| refresh_store::find(conn, hash.as_bytes()))
+            .await?
+        else {
+            return Ok(());
+        };
+        if family.client_id != caller.id {
+            log::warn!(
+                "revocation of another client's refresh token ignored: client_id={:?}",
+                caller.id
+            );
+            return Ok(());
+        }
+        let revoked = state
+            .db
+            .run(move |conn| refresh_store::revoke_family(conn, &family.id, now, "refresh_token_revoked"))
+            .await?;
+        if revoked {
+            log::info!("refresh family revoked: client_id={:?}", caller.id);
+        }
+        return Ok(());
+    }
+    let keys = state.keys.current();
+    let expect = Expectations {
+        issuer: &state.issuer,
+        audience: None,
+        now,
+        leeway: 0,
+    };
+    // Expired or invalid: nothing to revoke.
+    let Ok(claims) = verify::verify(&token, &keys.verification, &expect) else {
+        return Ok(());
+    };
+    if claims.client_id != caller.id {
+        log::warn!(
+            "revocation of another client's access token ignored: client_id={:?}",
+            caller.id
+        );
+        return Ok(());
+    }
+    let jti = claims.jti.clone();
+    let newly = state
+        .db
+        .run(move |conn| revocation::revoke_jti(conn, &claims.jti, &claims.client_id, claims.exp, now))
+        .await?;
+    if newly {
+        log::info!("access token revoked: client_id={:?} jti={jti}", caller.id);
+    }
+    Ok(())
+}
+
+/// How long a client-wide cut-off stays in the feed: until every token it
+/// revoked has expired, whatever the client's lifetime is changed to.
+pub fn cutoff_relevant_until(now: UnixSeconds, leeway: i64) -> UnixSeconds {
+    now + MAX_ACCESS_TOKEN_TTL + leeway
+}
+
+/// One page of the revocation feed.
+#[derive(Debug, Serialize)]
+pub struct FeedPage {
+    pub entries: Vec<FeedEntry>,
+    /// Pass as `after` to continue; equal to the request's `after` when
+    /// there was nothing new.
+    pub next: i64,
+    /// More entries are waiting: ask again at once.
+    pub more: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FeedEntry {
+    /// The access token `jti` is revoked; forget the entry after `exp`.
+    Token {
+        seq: i64,
+        jti: String,
+        client_id: String,
+        exp: i64,
+    },
+    /// Every access token of `client_id` with `iat <= tokens_valid_after`
+    /// is revoked; forget the entry after `exp`.
+    Client {
+        seq: i64,
+        client_id: String,
+        tokens_valid_after: i64,
+        exp: i64,
+    },
+}
+
+pub const FEED_PAGE_MAX: i64 = 1000;
+
+/// The feed is for resource servers: clients with the introspection
+/// permission. `jti`s are random, but the feed still shows which clients
+/// are active and revoked.
+pub async fn feed(
+    state: &OAuthState,
+    caller: &Client,
+    after: i64,
+    limit: i64,
+) -> Result<FeedPage, OAuthError> {
+    if !caller.can_introspect {
+        return Err(OAuthError::AccessDenied(
+            "only clients with the introspection permission may read the revocation feed",
+        ));
+    }
+    let now = state.clock.now();
+    let mut rows = state
+        .db
+        .run(move |conn| revocation::feed(conn, after, limit + 1, now))
+        .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    let next = rows.last().map_or(after, |r| r.seq);
+    let entries = rows
+        .into_iter()
+        .map(|r| match r.jti {
+            Some(jti) => FeedEntry::Token {
+                seq: r.seq,
+                jti,
+                client_id: r.client_id,
+                exp: r.expires_at,
+            },
+            None => FeedEntry::Client {
+                seq: r.seq,
+                client_id: r.client_id,
+                tokens_valid_after: r.revoked_at,
+                exp: r.expires_at,
+            },
+        })
+        .collect();
+    Ok(FeedPage {
+        entries,
+        next,
+        more,
+    })
+}
