@@ -307,7 +307,11 @@ fn client(settings: &Settings, cmd: ClientCommand) -> ExitCode {
                     println!(
                         "revoked {} refresh famil{} and every access token issued to {} until now",
                         done.families_revoked,
-                        if done.families_revoked == 1 { "y" } else { "ies" },
+                        if done.families_revoked == 1 {
+                            "y"
+                        } else {
+                            "ies"
+                        },
                         args.id
                     );
                 }

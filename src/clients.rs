@@ -7,8 +7,8 @@ use serde::Serialize;
 use crate::clock::UnixSeconds;
 use crate::config::{MAX_ACCESS_TOKEN_TTL, MAX_REFRESH_TTL};
 use crate::oauth::audience::{is_valid_uri, split_list};
-use crate::oauth::scope::Scope;
 use crate::oauth::revoke::cutoff_relevant_until;
+use crate::oauth::scope::Scope;
 use crate::store::revocation::{self, RevokeAll};
 use crate::store::{DbConnection, StoreError, clients};
 use crate::token::secret::{CLIENT_SECRET_PREFIX, PlainSecret};
@@ -235,8 +235,14 @@ pub fn revoke_all(
     now: UnixSeconds,
     leeway: i64,
 ) -> Result<RevokeAll, ClientError> {
-    revocation::revoke_all(conn, id, now, cutoff_relevant_until(now, leeway), "revoke_all")?
-        .ok_or_else(|| ClientError::NotFound(id.to_owned()))
+    revocation::revoke_all(
+        conn,
+        id,
+        now,
+        cutoff_relevant_until(now, leeway),
+        "revoke_all",
+    )?
+    .ok_or_else(|| ClientError::NotFound(id.to_owned()))
 }
 
 /// Disables the client: it can no longer authenticate, and everything it

@@ -107,7 +107,10 @@ pub fn redact_url_password(url: &str) -> String {
     match rest[..authority_end].rsplit_once('@') {
         Some((userinfo, host)) if userinfo.contains(':') => {
             let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:[redacted]@{host}{}", &rest[authority_end..])
+            format!(
+                "{scheme}://{user}:[redacted]@{host}{}",
+                &rest[authority_end..]
+            )
         }
         _ => url.to_owned(),
     }
@@ -439,8 +442,14 @@ mod tests {
             ..Settings::default()
         };
         let shown = format!("{s:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("c2VjcmV0"), "{shown}");
-        assert!(shown.contains("postgres://app:[redacted]@db/tessera"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("c2VjcmV0"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("postgres://app:[redacted]@db/tessera"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@ pub mod error;
 pub mod form;
 pub mod introspect;
 pub mod refresh;
-pub mod revoke;
 pub mod request;
+pub mod revoke;
 pub mod scope;
 
 use std::sync::Arc;
@@ -58,6 +58,8 @@ pub struct OAuthState {
     /// `aud` for clients registered without an audience.
     pub default_audience: Arc<str>,
     pub refresh: RefreshPolicy,
+    /// Clock skew tolerated on `nbf` and `iat`.
+    pub leeway: i64,
 }
 
 /// RFC 6749 §5.1.
@@ -114,8 +116,13 @@ pub async fn token(
     authorization: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let request = request::TokenRequest::from_params(params)?;
-    let client =
-        authenticate_client(state, authorization, request.client_id, request.client_secret).await?;
+    let client = authenticate_client(
+        state,
+        authorization,
+        request.client_id,
+        request.client_secret,
+    )
+    .await?;
     let now = state.clock.now();
     match request.grant {
         request::Grant::ClientCredentials { scope, resources } => {
@@ -125,6 +132,16 @@ pub async fn token(
             refresh_token,
             scope,
             resources,
-        } => refresh::grant(state, client, refresh_token, scope.as_deref(), &resources, now).await,
+        } => {
+            refresh::grant(
+                state,
+                client,
+                refresh_token,
+                scope.as_deref(),
+                &resources,
+                now,
+            )
+            .await
+        }
     }
 }

@@ -171,6 +171,7 @@ impl Application {
                     family_ttl: settings.refresh_family_ttl,
                     grace: settings.refresh_grace,
                 },
+                leeway: settings.clock_leeway,
             },
             discovery: Discovery::new(),
             jwks_max_age: settings.jwks_max_age,

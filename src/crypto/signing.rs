@@ -97,6 +97,29 @@ pub(crate) fn split_uncompressed_p256(point: &[u8]) -> Result<PublicKey, CryptoE
     }
 }
 
+/// Verifies a JWS signature (RFC 7518 encoding: R‖S for ES256, raw for
+/// EdDSA) over `message`. ring rejects r or s equal to zero or not below
+/// the group order, so "psychic" signatures (CVE-2022-21449) never verify.
+pub fn verify(alg: SigningAlgorithm, key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
+    use ring::signature::{ECDSA_P256_SHA256_FIXED, ED25519, UnparsedPublicKey};
+    match (alg, key) {
+        (SigningAlgorithm::Es256, PublicKey::P256 { x, y }) => {
+            let mut point = Vec::with_capacity(65);
+            point.push(0x04);
+            point.extend_from_slice(x);
+            point.extend_from_slice(y);
+            UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+                .verify(message, signature)
+                .is_ok()
+        }
+        (SigningAlgorithm::EdDsa, PublicKey::Ed25519 { x }) => UnparsedPublicKey::new(&ED25519, x)
+            .verify(message, signature)
+            .is_ok(),
+        // A key verifies only signatures of its own algorithm.
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,28 +140,5 @@ mod tests {
         ));
         assert!(public_key(SigningAlgorithm::Es256, &ed).is_err());
         Ok(())
-    }
-}
-
-/// Verifies a JWS signature (RFC 7518 encoding: R‖S for ES256, raw for
-/// EdDSA) over `message`. ring rejects r or s equal to zero or not below
-/// the group order, so "psychic" signatures (CVE-2022-21449) never verify.
-pub fn verify(alg: SigningAlgorithm, key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
-    use ring::signature::{ECDSA_P256_SHA256_FIXED, ED25519, UnparsedPublicKey};
-    match (alg, key) {
-        (SigningAlgorithm::Es256, PublicKey::P256 { x, y }) => {
-            let mut point = Vec::with_capacity(65);
-            point.push(0x04);
-            point.extend_from_slice(x);
-            point.extend_from_slice(y);
-            UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
-                .verify(message, signature)
-                .is_ok()
-        }
-        (SigningAlgorithm::EdDsa, PublicKey::Ed25519 { x }) => {
-            UnparsedPublicKey::new(&ED25519, x).verify(message, signature).is_ok()
-        }
-        // A key verifies only signatures of its own algorithm.
-        _ => false,
     }
 }

@@ -216,7 +216,9 @@ mod tests {
             let file = keys.join(KEK_FILE);
             assert_eq!(fs::metadata(&file)?.permissions().mode() & 0o777, 0o600);
             fs::set_permissions(&keys, fs::Permissions::from_mode(0o777))?;
-            let err = KeyEncryptionKey::load(&keys, None).err().ok_or("accepted")?;
+            let err = KeyEncryptionKey::load(&keys, None)
+                .err()
+                .ok_or("accepted")?;
             assert!(err.to_string().contains("chmod 700"), "{err}");
             fs::set_permissions(&keys, fs::Permissions::from_mode(0o755))?;
             KeyEncryptionKey::load(&keys, None)?;

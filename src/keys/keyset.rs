@@ -16,8 +16,8 @@ use super::kek::{KekSource, KeyEncryptionKey};
 use crate::clock::UnixSeconds;
 use crate::crypto::{digest, signing, signing::SigningAlgorithm};
 use crate::store::DbConnection;
-use crate::token::verify::{VerificationKey, VerificationKeys};
 use crate::store::signing_keys::{self, SigningKeyRow};
+use crate::token::verify::{VerificationKey, VerificationKeys};
 
 /// The key new tokens are signed with.
 pub struct ActiveKey {

@@ -100,7 +100,11 @@ pub async fn introspect(
         issuer: &state.issuer,
         audience: None,
         now,
-        leeway: 0,
+        // The server is the issuer: no skew on expiry. A token minted just
+        // after a client cut-off carries the next second (see
+        // `mint_access_token`), which the not-before leeway absorbs.
+        expiry_leeway: 0,
+        not_before_leeway: state.leeway,
     };
     let claims = match verify::verify(&token, &keys.verification, &expect) {
         Ok(claims) => claims,

@@ -38,7 +38,9 @@ pub async fn revoke(state: &OAuthState, caller: &Client, token: String) -> Resul
         }
         let revoked = state
             .db
-            .run(move |conn| refresh_store::revoke_family(conn, &family.id, now, "refresh_token_revoked"))
+            .run(move |conn| {
+                refresh_store::revoke_family(conn, &family.id, now, "refresh_token_revoked")
+            })
             .await?;
         if revoked {
             log::info!("refresh family revoked: client_id={:?}", caller.id);
@@ -50,7 +52,11 @@ pub async fn revoke(state: &OAuthState, caller: &Client, token: String) -> Resul
         issuer: &state.issuer,
         audience: None,
         now,
-        leeway: 0,
+        // The server is the issuer: no skew on expiry. A token minted just
+        // after a client cut-off carries the next second (see
+        // `mint_access_token`), which the not-before leeway absorbs.
+        expiry_leeway: 0,
+        not_before_leeway: state.leeway,
     };
     // Expired or invalid: nothing to revoke.
     let Ok(claims) = verify::verify(&token, &keys.verification, &expect) else {
@@ -66,7 +72,9 @@ pub async fn revoke(state: &OAuthState, caller: &Client, token: String) -> Resul
     let jti = claims.jti.clone();
     let newly = state
         .db
-        .run(move |conn| revocation::revoke_jti(conn, &claims.jti, &claims.client_id, claims.exp, now))
+        .run(move |conn| {
+            revocation::revoke_jti(conn, &claims.jti, &claims.client_id, claims.exp, now)
+        })
         .await?;
     if newly {
         log::info!("access token revoked: client_id={:?} jti={jti}", caller.id);

@@ -257,7 +257,13 @@ pub(super) fn revoke_family_locked(
             .execute(conn)?;
         added += 1;
     }
-    audit(conn, now, kind, &family.client_id, &format!("family {}", family.id))?;
+    audit(
+        conn,
+        now,
+        kind,
+        &family.client_id,
+        &format!("family {}", family.id),
+    )?;
     Ok(added)
 }
 

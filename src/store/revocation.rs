@@ -62,7 +62,13 @@ pub fn revoke_jti(
                 revoked_tokens::revoked_at.eq(now),
             ))
             .execute(conn)?;
-        audit(conn, now, "access_token_revoked", client_id, &format!("jti {jti}"))
+        audit(
+            conn,
+            now,
+            "access_token_revoked",
+            client_id,
+            &format!("jti {jti}"),
+        )
     });
     match result.map_err(StoreError::from) {
         Ok(()) => Ok(true),

@@ -70,7 +70,11 @@ pub struct Expectations<'a> {
     /// `None`: any audience (the authorization server itself asks).
     pub audience: Option<&'a str>,
     pub now: UnixSeconds,
-    pub leeway: i64,
+    /// Seconds a token is still accepted after its `exp`.
+    pub expiry_leeway: i64,
+    /// Seconds `nbf` and `iat` may lie in the future (the issuer's clock
+    /// may run ahead of ours).
+    pub not_before_leeway: i64,
 }
 
 #[derive(Deserialize)]
@@ -99,7 +103,9 @@ fn b64(part: &str) -> Result<Vec<u8>, VerifyError> {
     if part.is_empty() {
         return Err(VerifyError::Malformed);
     }
-    URL_SAFE_NO_PAD.decode(part).map_err(|_| VerifyError::Malformed)
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| VerifyError::Malformed)
 }
 
 /// Verifies `token` against `keys` and `expect`; returns its claims.
@@ -112,12 +118,12 @@ pub fn verify(
         return Err(VerifyError::Malformed);
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(VerifyError::Malformed);
     };
-    let header: StrictHeader =
-        serde_json::from_slice(&b64(h)?).map_err(|_| VerifyError::Header)?;
+    let header: StrictHeader = serde_json::from_slice(&b64(h)?).map_err(|_| VerifyError::Header)?;
     let typ_ok = header.typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
         || header.typ.eq_ignore_ascii_case("application/at+jwt");
     if !typ_ok {
@@ -145,12 +151,11 @@ pub fn verify(
             return Err(VerifyError::Audience);
         }
     }
-    if c.exp.saturating_add(expect.leeway) <= expect.now {
+    if c.exp.saturating_add(expect.expiry_leeway) <= expect.now {
         return Err(VerifyError::Expired);
     }
-    if c.nbf > expect.now.saturating_add(expect.leeway)
-        || c.iat > expect.now.saturating_add(expect.leeway)
-    {
+    let horizon = expect.now.saturating_add(expect.not_before_leeway);
+    if c.nbf > horizon || c.iat > horizon {
         return Err(VerifyError::NotYetValid);
     }
     if c.jti.is_empty() || c.sub.is_empty() || c.client_id.is_empty() {

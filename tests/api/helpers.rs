@@ -321,9 +321,65 @@ impl TestApp {
         form: &[(&str, &str)],
         basic: Option<(&str, &str)>,
     ) -> reqwest::Response {
+        self.post_form("/oauth2/token", form, basic).await
+    }
+
+    /// Introspects `token` as `caller`; asserts a 200 JSON answer.
+    pub async fn introspect(&self, caller: &TestClient, token: &str) -> Value {
+        let resp = self
+            .post_form(
+                "/oauth2/introspect",
+                &[("token", token)],
+                Some((&caller.id, &caller.secret)),
+            )
+            .await;
+        assert_eq!(resp.status(), 200, "introspection answers 200");
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+        resp.json().await.expect("JSON")
+    }
+
+    /// Revokes `token` as `caller`.
+    pub async fn revoke(&self, caller: &TestClient, token: &str) -> reqwest::Response {
+        self.post_form(
+            "/oauth2/revoke",
+            &[("token", token)],
+            Some((&caller.id, &caller.secret)),
+        )
+        .await
+    }
+
+    /// The server's active signing key, unsealed the way the server does it:
+    /// a test signer for tokens the server must refuse despite a valid
+    /// signature. Returns the kid and the PKCS#8 document.
+    pub fn signing_key(&self) -> (String, Vec<u8>) {
+        let db = self.database();
+        let mut conn = db.conn().expect("connection");
+        let (kek, _) = tessera::keys::KeyEncryptionKey::load(
+            &self.settings.keys_dir,
+            self.settings.kek.as_deref(),
+        )
+        .expect("KEK")
+        .expect("KEK exists");
+        let row = tessera::store::signing_keys::list_keys(&mut conn)
+            .expect("keys")
+            .into_iter()
+            .next()
+            .expect("a key");
+        let pkcs8 = kek
+            .open(row.kid.as_bytes(), &row.private_key_sealed)
+            .expect("unseal");
+        (row.kid, pkcs8)
+    }
+
+    pub async fn post_form(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> reqwest::Response {
         let mut req = self
             .http
-            .post(self.url("/oauth2/token"))
+            .post(self.url(path))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(encode_form(form));
         if let Some((id, secret)) = basic {
@@ -333,6 +389,13 @@ impl TestApp {
     }
 
     /// A client-credentials token for `client`, with extra form fields.
+    pub async fn access_token(&self, client: &TestClient) -> String {
+        self.token(client, &[]).await["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
     pub async fn token(&self, client: &TestClient, extra: &[(&str, &str)]) -> Value {
         let mut form = vec![("grant_type", "client_credentials")];
         form.extend_from_slice(extra);
