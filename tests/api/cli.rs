@@ -226,3 +226,31 @@ fn a_config_file_is_read_and_its_errors_name_the_file() {
         "{stderr}"
     );
 }
+
+both_backends! {
+    async fn revoke_all_cuts_off_every_token_the_client_holds(backend) {
+        let app = spawn_app(&backend).await;
+        let created = json_stdout(&tessera(&app, &["client", "create", "--name", "svc", "--scope", "read",
+            "--audience", API, "--json"]));
+        let client = crate::helpers::TestClient {
+            id: created["client_id"].as_str().expect("id").to_owned(),
+            secret: created["client_secret"].as_str().expect("secret").to_owned(),
+        };
+        let body = app.token(&client, &[]).await;
+        let at = body["access_token"].as_str().expect("at");
+        let rt = body["refresh_token"].as_str().expect("rt");
+
+        let done = json_stdout(&tessera(&app, &["client", "revoke-all", &client.id, "--json"]));
+        assert_eq!(done["client_id"], client.id.as_str());
+        assert_eq!(done["refresh_families_revoked"], 1);
+        assert!(done["tokens_valid_after"].is_i64());
+
+        assert_eq!(app.introspect(&client, at).await, serde_json::json!({"active": false}));
+        assert_eq!(app.introspect(&client, rt).await, serde_json::json!({"active": false}));
+        let fresh = app.access_token(&client).await;
+        assert_eq!(app.introspect(&client, &fresh).await["active"], true, "the client keeps working");
+
+        let missing = tessera(&app, &["client", "revoke-all", "no-such-client", "--json"]);
+        assert_eq!(missing.status.code(), Some(1));
+    }
+}
