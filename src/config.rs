@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::crypto::signing::SigningAlgorithm;
+use crate::keys::rotation::RotationPolicy;
+
 pub const DEFAULT_CONFIG_FILE: &str = "tessera.toml";
 
 #[derive(Clone, Deserialize)]
@@ -53,6 +56,22 @@ pub struct Settings {
     /// Clock skew tolerated between Tessera and validators, in seconds
     /// (`TESSERA_CLOCK_LEEWAY`).
     pub clock_leeway: i64,
+    /// Algorithm of generated signing keys, `ES256` or `EdDSA`
+    /// (`TESSERA_SIGNING_ALG`).
+    pub signing_alg: String,
+    /// Seconds a signing key signs before the next takes over
+    /// (`TESSERA_KEY_ROTATION_PERIOD`).
+    pub key_rotation_period: i64,
+    /// Seconds a new key is published before it signs
+    /// (`TESSERA_KEY_PREPUBLISH`); at least `jwks_max_age` plus
+    /// `key_check_interval`.
+    pub key_prepublish: i64,
+    /// Seconds a retired key stays published (`TESSERA_KEY_RETENTION`); at
+    /// least the longest access-token lifetime plus the clock leeway.
+    pub key_retention: i64,
+    /// Seconds between key checks: rotation when due, and re-reading keys
+    /// made elsewhere (`TESSERA_KEY_CHECK_INTERVAL`).
+    pub key_check_interval: i64,
 }
 
 impl Default for Settings {
@@ -75,6 +94,11 @@ impl Default for Settings {
             refresh_grace: 0,
             janitor_interval: 300,
             clock_leeway: 60,
+            signing_alg: "ES256".to_owned(),
+            key_rotation_period: 30 * 86_400,
+            key_prepublish: 86_400,
+            key_retention: 2 * 86_400,
+            key_check_interval: 60,
         }
     }
 }
@@ -249,6 +273,21 @@ impl Settings {
         if let Some(v) = env("TESSERA_CLOCK_LEEWAY") {
             self.clock_leeway = parsed("TESSERA_CLOCK_LEEWAY", &v)?;
         }
+        if let Some(v) = env("TESSERA_SIGNING_ALG") {
+            self.signing_alg = v;
+        }
+        if let Some(v) = env("TESSERA_KEY_ROTATION_PERIOD") {
+            self.key_rotation_period = parsed("TESSERA_KEY_ROTATION_PERIOD", &v)?;
+        }
+        if let Some(v) = env("TESSERA_KEY_PREPUBLISH") {
+            self.key_prepublish = parsed("TESSERA_KEY_PREPUBLISH", &v)?;
+        }
+        if let Some(v) = env("TESSERA_KEY_RETENTION") {
+            self.key_retention = parsed("TESSERA_KEY_RETENTION", &v)?;
+        }
+        if let Some(v) = env("TESSERA_KEY_CHECK_INTERVAL") {
+            self.key_check_interval = parsed("TESSERA_KEY_CHECK_INTERVAL", &v)?;
+        }
         Ok(())
     }
 
@@ -315,7 +354,63 @@ impl Settings {
                 "must be between 0 and 300 seconds",
             ));
         }
+        self.signing_algorithm()?;
+        if !(1..=3600).contains(&self.key_check_interval) {
+            return Err(invalid(
+                "TESSERA_KEY_CHECK_INTERVAL",
+                "must be between 1 and 3600 seconds",
+            ));
+        }
+        // Every node must know a new key, and every validator's cached JWKS
+        // must have expired, before anything is signed with it.
+        let min_lead = i64::try_from(self.jwks_max_age)
+            .unwrap_or(i64::MAX)
+            .saturating_add(self.key_check_interval);
+        if self.key_prepublish < min_lead {
+            return Err(invalid(
+                "TESSERA_KEY_PREPUBLISH",
+                format!(
+                    "must be at least TESSERA_JWKS_MAX_AGE + TESSERA_KEY_CHECK_INTERVAL \
+                     ({min_lead} s), or validators could meet a key they have not fetched"
+                ),
+            ));
+        }
+        if self.key_rotation_period <= self.key_prepublish {
+            return Err(invalid(
+                "TESSERA_KEY_ROTATION_PERIOD",
+                "must be longer than TESSERA_KEY_PREPUBLISH",
+            ));
+        }
+        let min_retention = MAX_ACCESS_TOKEN_TTL + self.clock_leeway;
+        if self.key_retention < min_retention {
+            return Err(invalid(
+                "TESSERA_KEY_RETENTION",
+                format!(
+                    "must be at least the longest access-token lifetime plus the clock leeway \
+                     ({min_retention} s), or tokens would outlive their key"
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    pub fn signing_algorithm(&self) -> Result<SigningAlgorithm, ConfigError> {
+        match SigningAlgorithm::from_jws_name(&self.signing_alg) {
+            Some(alg @ (SigningAlgorithm::Es256 | SigningAlgorithm::EdDsa)) => Ok(alg),
+            _ => Err(invalid(
+                "TESSERA_SIGNING_ALG",
+                "must be ES256 or EdDSA (RS256 keys can only be imported)",
+            )),
+        }
+    }
+
+    pub fn rotation_policy(&self) -> Result<RotationPolicy, ConfigError> {
+        Ok(RotationPolicy {
+            alg: self.signing_algorithm()?,
+            period: self.key_rotation_period,
+            lead: self.key_prepublish,
+            retention: self.key_retention,
+        })
     }
 
     pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
@@ -423,6 +518,22 @@ mod tests {
             (
                 &[("TESSERA_DATABASE_URL", "mysql://x")][..],
                 "TESSERA_DATABASE_URL",
+            ),
+            (
+                &[("TESSERA_KEY_PREPUBLISH", "299")][..],
+                "TESSERA_KEY_PREPUBLISH",
+            ),
+            (
+                &[("TESSERA_JWKS_MAX_AGE", "86400")][..],
+                "TESSERA_KEY_PREPUBLISH",
+            ),
+            (
+                &[("TESSERA_KEY_RETENTION", "3600")][..],
+                "TESSERA_KEY_RETENTION",
+            ),
+            (
+                &[("TESSERA_SIGNING_ALG", "RS256")][..],
+                "TESSERA_SIGNING_ALG",
             ),
         ] {
             let pairs: &'static [(&str, &str)] = pairs;

@@ -8,9 +8,11 @@
 pub mod jwk;
 pub mod kek;
 pub mod keyset;
+pub mod maintainer;
+pub mod rotation;
 
 pub use kek::KeyEncryptionKey;
-pub use keyset::{ActiveKey, KeySet, KeyStore};
+pub use keyset::{ActiveKey, KeyRing, KeySet, KeyStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -20,6 +22,8 @@ pub enum KeyError {
     SigningKey { kid: String, message: String },
     #[error("no signing key is active")]
     NoActiveKey,
+    #[error("{0}")]
+    Rotation(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]

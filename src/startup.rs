@@ -12,12 +12,13 @@ use actix_web::{App, HttpServer, web};
 use crate::clock::SharedClock;
 use crate::config::{ConfigError, Settings, validate_issuer};
 use crate::crypto::jwt_provider;
-use crate::crypto::signing::SigningAlgorithm;
 use crate::http::{self, Discovery, HttpState};
 use crate::janitor::Janitor;
 use crate::keys::kek::KekSource;
-use crate::keys::{KeyError, KeySet, KeyStore, keyset};
+use crate::keys::maintainer::KeyMaintainer;
+use crate::keys::{KeyEncryptionKey, KeyError, KeyRing, KeyStore, keyset};
 use crate::oauth::{OAuthState, RefreshPolicy};
+use crate::store::signing_keys;
 use crate::store::{Database, MigrationReport, StoreError, clients};
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,7 @@ pub struct Application {
     server: Server,
     report: StartupReport,
     janitor: Janitor,
+    key_maintainer: KeyMaintainer,
 }
 
 /// Opens the server's connection pool and applies pending migrations.
@@ -74,19 +76,31 @@ pub fn open_database_for_command(
     Ok((db, report))
 }
 
+/// The signing keys as start-up found them.
+pub struct OpenedKeys {
+    pub kek: KeyEncryptionKey,
+    pub kek_source: KekSource,
+    pub ring: KeyRing,
+    /// The first key, if start-up just made it.
+    pub new_key: Option<String>,
+}
+
 /// Finds (or on a first start creates) the key-encryption key and the first
-/// signing key, and loads the key set.
-pub fn open_keys(
-    db: &Database,
-    settings: &Settings,
-    now: i64,
-) -> Result<(KeySet, KekSource, Option<String>), KeyError> {
+/// signing key, and loads every key.
+pub fn open_keys(db: &Database, settings: &Settings, now: i64) -> Result<OpenedKeys, StartupError> {
+    let alg = settings.signing_algorithm()?;
     let mut conn = db.conn()?;
-    let (kek, source) =
+    let (kek, kek_source) =
         keyset::resolve_kek(&mut conn, &settings.keys_dir, settings.kek.as_deref())?;
-    let new_key = keyset::ensure_first_key(&mut conn, &kek, SigningAlgorithm::Es256, now)?;
-    let set = keyset::load_keyset(&mut conn, &kek, now)?;
-    Ok((set, source, new_key))
+    let new_key = keyset::ensure_first_key(&mut conn, &kek, alg, now)?;
+    let rows = signing_keys::list_keys(&mut conn)?;
+    let ring = KeyRing::load(&rows, &kek, now)?;
+    Ok(OpenedKeys {
+        kek,
+        kek_source,
+        ring,
+        new_key,
+    })
 }
 
 fn default_issuer(addr: SocketAddr) -> String {
@@ -137,20 +151,30 @@ impl Application {
             let now = clock.now();
             actix_web::rt::task::spawn_blocking(move || -> Result<_, StartupError> {
                 let (db, migrations) = open_database(&settings)?;
-                let (keys, kek_source, new_key) = open_keys(&db, &settings, now)?;
+                let keys = open_keys(&db, &settings, now)?;
                 let clients = clients::count_clients(&mut *db.conn()?)?;
-                Ok((db, migrations, keys, kek_source, new_key, clients))
+                Ok((db, migrations, keys, clients))
             })
             .await
             .map_err(|e| StartupError::Io(format!("start-up task failed: {e}")))??
         };
-        let (db, migrations, keys, kek_source, new_key, client_count) = opened;
+        let (db, migrations, keys, client_count) = opened;
+        let now = clock.now();
+        let store = Arc::new(KeyStore::new(keys.ring, now)?);
         let report = StartupReport {
             migrations,
-            kek_source,
-            new_key,
-            active_kid: keys.active.kid.clone(),
+            kek_source: keys.kek_source,
+            new_key: keys.new_key,
+            active_kid: store.current(now).active.kid.clone(),
             clients: client_count,
+        };
+        let key_maintainer = KeyMaintainer {
+            db: db.clone(),
+            kek: Arc::new(keys.kek),
+            clock: clock.clone(),
+            policy: settings.rotation_policy()?,
+            store: Arc::clone(&store),
+            interval: Duration::from_secs(settings.key_check_interval.unsigned_abs()),
         };
 
         let janitor = Janitor {
@@ -162,7 +186,7 @@ impl Application {
         let state = web::Data::new(HttpState {
             oauth: OAuthState {
                 db,
-                keys: Arc::new(KeyStore::new(keys)),
+                keys: store,
                 clock,
                 issuer: Arc::from(issuer.as_str()),
                 default_audience: Arc::from(default_audience.as_str()),
@@ -200,6 +224,7 @@ impl Application {
             server: server.run(),
             report,
             janitor,
+            key_maintainer,
         })
     }
 
@@ -220,11 +245,20 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped, with the janitor running alongside.
+    /// What keeps this node's keys current; tests drive it by hand after
+    /// moving the clock.
+    pub fn key_maintainer(&self) -> KeyMaintainer {
+        self.key_maintainer.clone()
+    }
+
+    /// Serves until stopped, with the janitor and the key maintainer running
+    /// alongside.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let janitor = actix_web::rt::spawn(self.janitor.run());
+        let keys = actix_web::rt::spawn(self.key_maintainer.run());
         let result = self.server.await;
         janitor.abort();
+        keys.abort();
         result
     }
 }

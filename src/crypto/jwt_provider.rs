@@ -261,14 +261,12 @@ mod tests {
         let claims: HashMap<&str, i64> = HashMap::from([("exp", i64::MAX / 2)]);
         for alg in [SigningAlgorithm::Es256, SigningAlgorithm::EdDsa] {
             let der = signing::generate_pkcs8(alg)?;
-            let enc = match alg {
-                SigningAlgorithm::Es256 => EncodingKey::from_ec_der(&der),
-                SigningAlgorithm::EdDsa => EncodingKey::from_ed_der(&der),
-            };
+            let enc = alg.encoding_key(&der);
             let token = encode(&Header::new(alg.jwt_algorithm()), &claims, &enc)?;
             let dec = match signing::public_key(alg, &der)? {
                 PublicKey::P256 { x, y } => DecodingKey::from_ec_components(&b64(&x), &b64(&y))?,
                 PublicKey::Ed25519 { x } => DecodingKey::from_ed_components(&b64(&x))?,
+                PublicKey::Rsa { n, e } => DecodingKey::from_rsa_raw_components(&n, &e),
             };
             let mut validation = Validation::new(alg.jwt_algorithm());
             validation.validate_aud = false;

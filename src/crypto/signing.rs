@@ -4,7 +4,13 @@
 //! is the default; EdDSA (Ed25519) can be generated too. `ring` cannot
 //! generate RSA keys, so RS256 only ever arrives by import.
 
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair,
+    RsaPublicKeyComponents,
+};
+
+/// RFC 7518 §3.3: RSA keys of at least 2048 bits.
+pub const MIN_RSA_BITS: usize = 2048;
 
 use super::{CryptoError, random};
 
@@ -13,6 +19,8 @@ use super::{CryptoError, random};
 pub enum SigningAlgorithm {
     Es256,
     EdDsa,
+    /// Import only.
+    Rs256,
 }
 
 impl SigningAlgorithm {
@@ -20,6 +28,7 @@ impl SigningAlgorithm {
         match self {
             Self::Es256 => "ES256",
             Self::EdDsa => "EdDSA",
+            Self::Rs256 => "RS256",
         }
     }
 
@@ -27,6 +36,7 @@ impl SigningAlgorithm {
         match name {
             "ES256" => Some(Self::Es256),
             "EdDSA" => Some(Self::EdDsa),
+            "RS256" => Some(Self::Rs256),
             _ => None,
         }
     }
@@ -35,7 +45,25 @@ impl SigningAlgorithm {
         match self {
             Self::Es256 => jsonwebtoken::Algorithm::ES256,
             Self::EdDsa => jsonwebtoken::Algorithm::EdDSA,
+            Self::Rs256 => jsonwebtoken::Algorithm::RS256,
         }
+    }
+
+    /// The `jsonwebtoken` key for signing with a PKCS#8 document of this
+    /// algorithm (the ring-backed provider parses it).
+    pub fn encoding_key(self, pkcs8: &[u8]) -> jsonwebtoken::EncodingKey {
+        match self {
+            Self::Es256 => jsonwebtoken::EncodingKey::from_ec_der(pkcs8),
+            Self::EdDsa => jsonwebtoken::EncodingKey::from_ed_der(pkcs8),
+            Self::Rs256 => jsonwebtoken::EncodingKey::from_rsa_der(pkcs8),
+        }
+    }
+
+    /// Which algorithm a PKCS#8 private key is for, trying each in turn.
+    pub fn detect(pkcs8: &[u8]) -> Option<Self> {
+        [Self::Es256, Self::EdDsa, Self::Rs256]
+            .into_iter()
+            .find(|alg| public_key(*alg, pkcs8).is_ok())
     }
 }
 
@@ -46,6 +74,8 @@ pub enum PublicKey {
     P256 { x: Vec<u8>, y: Vec<u8> },
     /// Ed25519 public key, 32 bytes.
     Ed25519 { x: Vec<u8> },
+    /// RSA modulus and public exponent, big-endian.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
 }
 
 pub fn generate_pkcs8(alg: SigningAlgorithm) -> Result<Vec<u8>, CryptoError> {
@@ -55,6 +85,11 @@ pub fn generate_pkcs8(alg: SigningAlgorithm) -> Result<Vec<u8>, CryptoError> {
             EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
         }
         SigningAlgorithm::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng),
+        SigningAlgorithm::Rs256 => {
+            return Err(CryptoError::KeyRejected(
+                "RSA keys cannot be generated here; import one",
+            ));
+        }
     }
     .map_err(|_| CryptoError::Random)?;
     Ok(doc.as_ref().to_vec())
@@ -79,6 +114,17 @@ pub fn public_key(alg: SigningAlgorithm, pkcs8: &[u8]) -> Result<PublicKey, Cryp
             Ok(PublicKey::Ed25519 {
                 x: pair.public_key().as_ref().to_vec(),
             })
+        }
+        SigningAlgorithm::Rs256 => {
+            let pair = RsaKeyPair::from_pkcs8(pkcs8)
+                .map_err(|_| CryptoError::KeyRejected("not an RSA PKCS#8 key"))?;
+            if pair.public().modulus_len() * 8 < MIN_RSA_BITS {
+                return Err(CryptoError::KeyRejected(
+                    "RSA keys must have at least 2048 bits",
+                ));
+            }
+            let c: RsaPublicKeyComponents<Vec<u8>> = pair.public().into();
+            Ok(PublicKey::Rsa { n: c.n, e: c.e })
         }
     }
 }

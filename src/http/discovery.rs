@@ -27,7 +27,7 @@ impl Discovery {
 
     pub async fn metadata_json(&self, oauth: &OAuthState) -> Vec<u8> {
         let scopes = self.scopes(oauth).await;
-        let keys = oauth.keys.current();
+        let keys = oauth.keys.current(oauth.clock.now());
         let issuer = &*oauth.issuer;
         let doc = json!({
             "issuer": issuer,

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::HttpState;
 
 pub async fn jwks(req: HttpRequest, state: web::Data<HttpState>) -> HttpResponse {
-    let keys = state.oauth.keys.current();
+    let keys = state.oauth.keys.current(state.oauth.clock.now());
     let cache_control = format!("public, max-age={}", state.jwks_max_age);
     let not_modified = if_none_match(&req, &keys.etag);
     let mut response = if not_modified {

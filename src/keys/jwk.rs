@@ -11,10 +11,16 @@ use crate::crypto::signing::{PublicKey, SigningAlgorithm};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublicJwk {
     pub kty: String,
-    pub crv: String,
-    pub x: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crv: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub y: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
     #[serde(rename = "use")]
     pub key_use: String,
     pub alg: String,
@@ -28,20 +34,34 @@ pub struct Jwks {
 
 impl PublicJwk {
     pub fn new(alg: SigningAlgorithm, key: &PublicKey) -> Self {
-        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
-        let (kty, crv, x, y) = match key {
-            PublicKey::P256 { x, y } => ("EC", "P-256", b64(x), Some(b64(y))),
-            PublicKey::Ed25519 { x } => ("OKP", "Ed25519", b64(x), None),
-        };
+        let b64 = |b: &[u8]| Some(URL_SAFE_NO_PAD.encode(b));
         let mut jwk = Self {
-            kty: kty.to_owned(),
-            crv: crv.to_owned(),
-            x,
-            y,
+            kty: String::new(),
+            crv: None,
+            x: None,
+            y: None,
+            n: None,
+            e: None,
             key_use: "sig".to_owned(),
             alg: alg.jws_name().to_owned(),
             kid: String::new(),
         };
+        match key {
+            PublicKey::P256 { x, y } => {
+                jwk.kty = "EC".into();
+                jwk.crv = Some("P-256".into());
+                (jwk.x, jwk.y) = (b64(x), b64(y));
+            }
+            PublicKey::Ed25519 { x } => {
+                jwk.kty = "OKP".into();
+                jwk.crv = Some("Ed25519".into());
+                jwk.x = b64(x);
+            }
+            PublicKey::Rsa { n, e } => {
+                jwk.kty = "RSA".into();
+                (jwk.n, jwk.e) = (b64(strip_leading_zeros(n)), b64(strip_leading_zeros(e)));
+            }
+        }
         jwk.kid = jwk.thumbprint();
         jwk
     }
@@ -50,13 +70,19 @@ impl PublicJwk {
     /// verify with it.
     pub fn verification_key(&self) -> Option<(SigningAlgorithm, PublicKey)> {
         let alg = SigningAlgorithm::from_jws_name(&self.alg)?;
-        let x = URL_SAFE_NO_PAD.decode(&self.x).ok()?;
-        let key = match (alg, self.kty.as_str(), self.crv.as_str(), &self.y) {
-            (SigningAlgorithm::Es256, "EC", "P-256", Some(y)) => PublicKey::P256 {
-                x,
-                y: URL_SAFE_NO_PAD.decode(y).ok()?,
+        let d = |v: &Option<String>| v.as_ref().and_then(|s| URL_SAFE_NO_PAD.decode(s).ok());
+        let key = match (alg, self.kty.as_str(), self.crv.as_deref()) {
+            (SigningAlgorithm::Es256, "EC", Some("P-256")) => PublicKey::P256 {
+                x: d(&self.x)?,
+                y: d(&self.y)?,
             },
-            (SigningAlgorithm::EdDsa, "OKP", "Ed25519", None) => PublicKey::Ed25519 { x },
+            (SigningAlgorithm::EdDsa, "OKP", Some("Ed25519")) => {
+                PublicKey::Ed25519 { x: d(&self.x)? }
+            }
+            (SigningAlgorithm::Rs256, "RSA", None) => PublicKey::Rsa {
+                n: d(&self.n)?,
+                e: d(&self.e)?,
+            },
             _ => return None,
         };
         Some((alg, key))
@@ -66,18 +92,38 @@ impl PublicJwk {
     /// order, with no whitespace. The members are base64url strings and fixed
     /// names, so nothing needs JSON escaping.
     pub fn thumbprint(&self) -> String {
-        let canonical = match &self.y {
-            Some(y) => format!(
-                r#"{{"crv":"{}","kty":"{}","x":"{}","y":"{}"}}"#,
-                self.crv, self.kty, self.x, y
+        let m = |v: &Option<String>| v.clone().unwrap_or_default();
+        let canonical = match self.kty.as_str() {
+            "EC" => format!(
+                r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
+                m(&self.crv),
+                m(&self.x),
+                m(&self.y)
             ),
-            None => format!(
+            "RSA" => format!(
+                r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+                m(&self.e),
+                m(&self.n)
+            ),
+            _ => format!(
                 r#"{{"crv":"{}","kty":"{}","x":"{}"}}"#,
-                self.crv, self.kty, self.x
+                m(&self.crv),
+                self.kty,
+                m(&self.x)
             ),
         };
         URL_SAFE_NO_PAD.encode(digest::sha256(canonical.as_bytes()))
     }
+}
+
+/// JWK integers are unsigned big-endian without leading zero octets
+/// (RFC 7518 §6.3.1.1); ring's DER-derived components may carry one.
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let first = bytes
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(bytes.len().saturating_sub(1));
+    &bytes[first..]
 }
 
 #[cfg(test)]
@@ -89,9 +135,11 @@ mod tests {
         // RFC 8037 A.3: the Ed25519 key's thumbprint.
         let jwk = PublicJwk {
             kty: "OKP".into(),
-            crv: "Ed25519".into(),
-            x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo".into(),
+            crv: Some("Ed25519".into()),
+            x: Some("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo".into()),
             y: None,
+            n: None,
+            e: None,
             key_use: "sig".into(),
             alg: "EdDSA".into(),
             kid: String::new(),
@@ -99,6 +147,25 @@ mod tests {
         assert_eq!(
             jwk.thumbprint(),
             "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+    }
+
+    #[test]
+    fn rsa_thumbprint_matches_rfc_7638_section_3_1() {
+        let jwk = PublicJwk {
+            kty: "RSA".into(),
+            crv: None,
+            x: None,
+            y: None,
+            n: Some("0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw".into()),
+            e: Some("AQAB".into()),
+            key_use: "sig".into(),
+            alg: "RS256".into(),
+            kid: String::new(),
+        };
+        assert_eq!(
+            jwk.thumbprint(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
         );
     }
 }

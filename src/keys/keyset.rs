@@ -1,9 +1,18 @@
-//! The key set in memory: the active signing key, parsed once, and the JWKS
-//! document, serialised once with its ETag.
+//! The key set in memory.
 //!
-//! A key's state follows from its timestamps: published before
-//! `activates_at`, active from then until `retires_at`, retired (still in the
-//! JWKS) until `removes_at`, then gone.
+//! A key's state follows from its timestamps alone: *published* before
+//! `activates_at` (in the JWKS, not signing), *active* from then until
+//! `retires_at`, *retired* (in the JWKS, not signing) until `removes_at`,
+//! then gone. Because states are a function of time, every node that has
+//! loaded the same rows switches keys at the same instant without talking to
+//! the others, and a key pre-published for the JWKS cache lifetime is known
+//! to every validator before anything is signed with it.
+//!
+//! [`KeyRing`] holds every loaded key with its private half unsealed;
+//! [`KeySet`] is the ring seen at one instant (the active key, the JWKS
+//! serialised once, its ETag) and stays valid until the next timestamp of
+//! any key; [`KeyStore`] hands out snapshots and rebuilds one when the clock
+//! crosses such a boundary.
 
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -20,6 +29,7 @@ use crate::store::signing_keys::{self, SigningKeyRow};
 use crate::token::verify::{VerificationKey, VerificationKeys};
 
 /// The key new tokens are signed with.
+#[derive(Clone)]
 pub struct ActiveKey {
     pub kid: String,
     pub alg: SigningAlgorithm,
@@ -41,6 +51,7 @@ impl ActiveKey {
     }
 }
 
+/// The key set as of one instant.
 #[derive(Debug)]
 pub struct KeySet {
     pub active: ActiveKey,
@@ -52,37 +63,192 @@ pub struct KeySet {
     pub algorithms: Vec<String>,
     /// Every published key, for verifying tokens this server issued.
     pub verification: VerificationKeys,
+    /// This snapshot describes `[valid_from, valid_until)`.
+    pub valid_from: UnixSeconds,
+    pub valid_until: UnixSeconds,
 }
 
-/// Holds the current key set; readers take an `Arc` snapshot, so a reload
-/// never blocks signing for longer than a pointer swap.
-#[derive(Debug)]
+/// One key as loaded from the database, its private half unsealed.
+pub struct LoadedKey {
+    pub jwk: PublicJwk,
+    pub alg: SigningAlgorithm,
+    verification: VerificationKey,
+    encoding_key: EncodingKey,
+    pub activates_at: UnixSeconds,
+    pub retires_at: Option<UnixSeconds>,
+    pub removes_at: Option<UnixSeconds>,
+}
+
+impl LoadedKey {
+    fn published(&self, now: UnixSeconds) -> bool {
+        self.removes_at.is_none_or(|t| now < t)
+    }
+
+    fn signing(&self, now: UnixSeconds) -> bool {
+        self.published(now) && self.activates_at <= now && self.retires_at.is_none_or(|t| now < t)
+    }
+}
+
+/// Every key not yet removed.
+#[derive(Default)]
+pub struct KeyRing {
+    keys: Vec<LoadedKey>,
+}
+
+/// The state of a stored key at `now`, as operators see it.
+pub fn key_state(row: &SigningKeyRow, now: UnixSeconds) -> &'static str {
+    if row.removes_at.is_some_and(|t| t <= now) {
+        "removed"
+    } else if row.activates_at > now {
+        "published"
+    } else if row.retires_at.is_none_or(|t| now < t) {
+        "active"
+    } else {
+        "retired"
+    }
+}
+
+impl KeyRing {
+    /// Unseals every key not removed by `now`. A key sealed under another
+    /// KEK, or tampered with, is an error: signing with a subset of the keys
+    /// could leave the cluster publishing different JWKS documents.
+    pub fn load(
+        rows: &[SigningKeyRow],
+        kek: &KeyEncryptionKey,
+        now: UnixSeconds,
+    ) -> Result<Self, KeyError> {
+        let keys = rows
+            .iter()
+            .filter(|r| r.removes_at.is_none_or(|t| now < t))
+            .map(|row| open_key(row, kek))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { keys })
+    }
+
+    /// The key set as of `now`: the most recently activated signing key is
+    /// active (a newer key always supersedes an older one at its
+    /// activation, even before the older one's `retires_at` is written).
+    pub fn snapshot(&self, now: UnixSeconds) -> Result<KeySet, KeyError> {
+        let active = self
+            .keys
+            .iter()
+            .filter(|k| k.signing(now))
+            .max_by_key(|k| k.activates_at)
+            .ok_or(KeyError::NoActiveKey)?;
+        let published: Vec<&LoadedKey> = self.keys.iter().filter(|k| k.published(now)).collect();
+        let mut algorithms: Vec<String> = Vec::new();
+        let mut verification = VerificationKeys::new();
+        for k in &published {
+            verification.insert(k.jwk.kid.clone(), k.verification.clone());
+            if !algorithms.contains(&k.jwk.alg) {
+                algorithms.push(k.jwk.alg.clone());
+            }
+        }
+        let jwks = Jwks {
+            keys: published.iter().map(|k| k.jwk.clone()).collect(),
+        };
+        let jwks_json = serde_json::to_vec(&jwks).map_err(|e| KeyError::SigningKey {
+            kid: active.jwk.kid.clone(),
+            message: e.to_string(),
+        })?;
+        let etag = format!(
+            "\"{}\"",
+            digest::sha256(&jwks_json)[..12]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        let valid_until = self
+            .keys
+            .iter()
+            .flat_map(|k| [Some(k.activates_at), k.retires_at, k.removes_at])
+            .flatten()
+            .filter(|t| *t > now)
+            .min()
+            .unwrap_or(UnixSeconds::MAX);
+        Ok(KeySet {
+            active: ActiveKey {
+                kid: active.jwk.kid.clone(),
+                alg: active.alg,
+                encoding_key: active.encoding_key.clone(),
+            },
+            jwks_json,
+            etag,
+            algorithms,
+            verification,
+            valid_from: now,
+            valid_until,
+        })
+    }
+}
+
+/// Hands out key-set snapshots; readers take an `Arc`, so a rebuild never
+/// blocks signing for longer than a pointer swap.
 pub struct KeyStore {
-    current: RwLock<Arc<KeySet>>,
+    ring: RwLock<Arc<KeyRing>>,
+    snapshot: RwLock<Arc<KeySet>>,
+}
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyStore").finish_non_exhaustive()
+    }
+}
+
+fn read<T: Clone>(lock: &RwLock<T>) -> T {
+    // A poisoned lock only means a writer panicked mid-swap; the value it
+    // guards is still whole.
+    match lock.read() {
+        Ok(guard) => guard.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
+
+fn write<T>(lock: &RwLock<T>, value: T) {
+    match lock.write() {
+        Ok(mut guard) => *guard = value,
+        Err(poisoned) => *poisoned.into_inner() = value,
+    }
 }
 
 impl KeyStore {
-    pub fn new(set: KeySet) -> Self {
-        Self {
-            current: RwLock::new(Arc::new(set)),
+    pub fn new(ring: KeyRing, now: UnixSeconds) -> Result<Self, KeyError> {
+        let snapshot = ring.snapshot(now)?;
+        Ok(Self {
+            ring: RwLock::new(Arc::new(ring)),
+            snapshot: RwLock::new(Arc::new(snapshot)),
+        })
+    }
+
+    /// The key set as of `now`, rebuilt from memory when `now` has crossed
+    /// a key's activation, retirement or removal.
+    pub fn current(&self, now: UnixSeconds) -> Arc<KeySet> {
+        let snapshot = read(&self.snapshot);
+        if snapshot.valid_from <= now && now < snapshot.valid_until {
+            return snapshot;
+        }
+        match read(&self.ring).snapshot(now) {
+            Ok(fresh) => {
+                let fresh = Arc::new(fresh);
+                write(&self.snapshot, Arc::clone(&fresh));
+                fresh
+            }
+            Err(e) => {
+                // Keep signing with what we have rather than failing every
+                // request; the maintainer's next run will report it too.
+                log::error!("key set: {e}; keeping the previous key set");
+                snapshot
+            }
         }
     }
 
-    pub fn current(&self) -> Arc<KeySet> {
-        // A poisoned lock only means a writer panicked mid-swap; the Arc it
-        // guards is still whole.
-        match self.current.read() {
-            Ok(guard) => Arc::clone(&guard),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
-    }
-
-    pub fn replace(&self, set: KeySet) {
-        let set = Arc::new(set);
-        match self.current.write() {
-            Ok(mut guard) => *guard = set,
-            Err(poisoned) => *poisoned.into_inner() = set,
-        }
+    /// Installs keys re-read from the database. A ring without an active key
+    /// at `now` is refused and the previous one kept.
+    pub fn replace(&self, ring: KeyRing, now: UnixSeconds) -> Result<(), KeyError> {
+        let snapshot = ring.snapshot(now)?;
+        write(&self.ring, Arc::new(ring));
+        write(&self.snapshot, Arc::new(snapshot));
+        Ok(())
     }
 }
 
@@ -119,21 +285,21 @@ pub fn ensure_first_key(
     if signing_keys::count_keys(conn)? > 0 {
         return Ok(None);
     }
-    let row = new_key_row(kek, alg, now, now)?;
+    let row = sealed_row(kek, alg, &signing::generate_pkcs8(alg)?, now, now)?;
     let kid = row.kid.clone();
     Ok(signing_keys::insert_first_key(conn, &row)?.then_some(kid))
 }
 
-/// A freshly generated key, sealed, that starts signing at `activates_at`.
-pub fn new_key_row(
+/// A key row for `pkcs8`, sealed under the KEK, signing from `activates_at`.
+pub fn sealed_row(
     kek: &KeyEncryptionKey,
     alg: SigningAlgorithm,
+    pkcs8: &[u8],
     now: UnixSeconds,
     activates_at: UnixSeconds,
 ) -> Result<SigningKeyRow, KeyError> {
-    let pkcs8 = signing::generate_pkcs8(alg)?;
-    let jwk = PublicJwk::new(alg, &signing::public_key(alg, &pkcs8)?);
-    let sealed = kek.seal(jwk.kid.as_bytes(), &pkcs8)?;
+    let jwk = PublicJwk::new(alg, &signing::public_key(alg, pkcs8)?);
+    let sealed = kek.seal(jwk.kid.as_bytes(), pkcs8)?;
     let public_jwk = serde_json::to_string(&jwk).map_err(|e| KeyError::SigningKey {
         kid: jwk.kid.clone(),
         message: e.to_string(),
@@ -151,64 +317,7 @@ pub fn new_key_row(
     })
 }
 
-/// Builds the in-memory key set from the database as of `now`.
-pub fn load_keyset(
-    conn: &mut DbConnection,
-    kek: &KeyEncryptionKey,
-    now: UnixSeconds,
-) -> Result<KeySet, KeyError> {
-    let rows = signing_keys::list_keys(conn)?;
-    let published: Vec<&SigningKeyRow> = rows
-        .iter()
-        .filter(|r| r.removes_at.is_none_or(|t| now < t))
-        .collect();
-    let active_row = published
-        .iter()
-        .filter(|r| r.activates_at <= now && r.retires_at.is_none_or(|t| now < t))
-        .max_by_key(|r| (r.activates_at, r.created_at))
-        .ok_or(KeyError::NoActiveKey)?;
-    let active = open_active(active_row, kek)?;
-
-    let mut keys = Vec::with_capacity(published.len());
-    let mut algorithms: Vec<String> = Vec::new();
-    let mut verification = VerificationKeys::new();
-    for row in &published {
-        let unreadable = |message: String| KeyError::SigningKey {
-            kid: row.kid.clone(),
-            message: format!("stored JWK is unreadable: {message}"),
-        };
-        let jwk: PublicJwk =
-            serde_json::from_str(&row.public_jwk).map_err(|e| unreadable(e.to_string()))?;
-        let (alg, key) = jwk
-            .verification_key()
-            .ok_or_else(|| unreadable("unsupported key type".to_owned()))?;
-        verification.insert(jwk.kid.clone(), VerificationKey { alg, key });
-        if !algorithms.contains(&jwk.alg) {
-            algorithms.push(jwk.alg.clone());
-        }
-        keys.push(jwk);
-    }
-    let jwks_json = serde_json::to_vec(&Jwks { keys }).map_err(|e| KeyError::SigningKey {
-        kid: active.kid.clone(),
-        message: e.to_string(),
-    })?;
-    let etag = format!(
-        "\"{}\"",
-        digest::sha256(&jwks_json)[..12]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
-    Ok(KeySet {
-        active,
-        jwks_json,
-        etag,
-        algorithms,
-        verification,
-    })
-}
-
-fn open_active(row: &SigningKeyRow, kek: &KeyEncryptionKey) -> Result<ActiveKey, KeyError> {
+fn open_key(row: &SigningKeyRow, kek: &KeyEncryptionKey) -> Result<LoadedKey, KeyError> {
     let fail = |message: String| KeyError::SigningKey {
         kid: row.kid.clone(),
         message,
@@ -227,21 +336,22 @@ fn open_active(row: &SigningKeyRow, kek: &KeyEncryptionKey) -> Result<ActiveKey,
         .map_err(|_| {
             fail("cannot be unsealed (tampered with, or the wrong key-encryption key)".into())
         })?;
-    // The kid is the thumbprint of the public key: recomputing it proves the
-    // private half matches what the JWKS publishes.
-    let kid = PublicJwk::new(alg, &signing::public_key(alg, &pkcs8)?).kid;
-    if kid != row.kid {
-        return Err(fail(
-            "private key does not match its published public key".into(),
-        ));
+    // The kid is the thumbprint of the public key: recomputing it from the
+    // private half proves both halves belong together.
+    let jwk = PublicJwk::new(alg, &signing::public_key(alg, &pkcs8)?);
+    if jwk.kid != row.kid {
+        return Err(fail("private key does not match its kid".into()));
     }
-    let encoding_key = match alg {
-        SigningAlgorithm::Es256 => EncodingKey::from_ec_der(&pkcs8),
-        SigningAlgorithm::EdDsa => EncodingKey::from_ed_der(&pkcs8),
-    };
-    Ok(ActiveKey {
-        kid,
+    let (_, key) = jwk
+        .verification_key()
+        .ok_or_else(|| fail("public key cannot be read back".into()))?;
+    Ok(LoadedKey {
+        encoding_key: alg.encoding_key(&pkcs8),
+        verification: VerificationKey { alg, key },
+        jwk,
         alg,
-        encoding_key,
+        activates_at: row.activates_at,
+        retires_at: row.retires_at,
+        removes_at: row.removes_at,
     })
 }

@@ -53,7 +53,7 @@ pub fn mint_access_token(
         client_id: client.id.clone(),
         scope: scope.to_string(),
     };
-    let keys = state.keys.current();
+    let keys = state.keys.current(now);
     let token = access::mint(&keys.active, &claims)
         .map_err(|e| OAuthError::Internal(format!("signing failed: {e}")))?;
     Ok(MintedAccessToken {

@@ -95,7 +95,7 @@ pub async fn introspect(
         });
     }
 
-    let keys = state.keys.current();
+    let keys = state.keys.current(now);
     let expect = Expectations {
         issuer: &state.issuer,
         audience: None,

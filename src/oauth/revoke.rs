@@ -47,7 +47,7 @@ pub async fn revoke(state: &OAuthState, caller: &Client, token: String) -> Resul
         }
         return Ok(());
     }
-    let keys = state.keys.current();
+    let keys = state.keys.current(now);
     let expect = Expectations {
         issuer: &state.issuer,
         audience: None,

@@ -7,7 +7,9 @@
 
 use diesel::prelude::*;
 
-use super::schema::{family_access_tokens, refresh_families, refresh_tokens, revoked_tokens};
+use super::schema::{
+    family_access_tokens, refresh_families, refresh_tokens, revoked_tokens, signing_keys,
+};
 use super::{DbConnection, StoreError};
 use crate::clock::UnixSeconds;
 
@@ -17,11 +19,17 @@ pub struct Swept {
     pub refresh_tokens: usize,
     pub family_access_tokens: usize,
     pub revoked_tokens: usize,
+    /// Keys past their removal: their sealed private halves go too.
+    pub signing_keys: usize,
 }
 
 impl Swept {
     pub fn total(&self) -> usize {
-        self.families + self.refresh_tokens + self.family_access_tokens + self.revoked_tokens
+        self.families
+            + self.refresh_tokens
+            + self.family_access_tokens
+            + self.revoked_tokens
+            + self.signing_keys
     }
 }
 
@@ -43,10 +51,14 @@ pub fn sweep(conn: &mut DbConnection, cutoff: UnixSeconds) -> Result<Swept, Stor
     let revoked_tokens =
         diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.lt(cutoff)))
             .execute(conn)?;
+    let signing_keys =
+        diesel::delete(signing_keys::table.filter(signing_keys::removes_at.lt(cutoff)))
+            .execute(conn)?;
     Ok(Swept {
         families,
         refresh_tokens,
         family_access_tokens,
         revoked_tokens,
+        signing_keys,
     })
 }

@@ -37,17 +37,78 @@ pub fn insert_key(conn: &mut DbConnection, key: &SigningKeyRow) -> Result<(), St
     Ok(())
 }
 
+/// Runs `f` in a transaction that holds the rotation lock: on PostgreSQL an
+/// advisory lock shared by every node; on SQLite the database write lock,
+/// taken by a first statement that writes nothing, so the reads inside `f`
+/// already see what every other writer committed.
+pub fn with_rotation_lock<T, E>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<StoreError>,
+{
+    /// The caller's error, or the database's, so the caller's error type
+    /// need not know diesel.
+    enum TxError<E> {
+        Caller(E),
+        Db(diesel::result::Error),
+    }
+    impl<E> From<diesel::result::Error> for TxError<E> {
+        fn from(e: diesel::result::Error) -> Self {
+            Self::Db(e)
+        }
+    }
+    conn.transaction::<T, TxError<E>, _>(|conn| {
+        match conn {
+            DbConnection::Postgres(pg) => {
+                diesel::sql_query("SELECT pg_advisory_xact_lock(7262851002)").execute(pg)?;
+            }
+            DbConnection::Sqlite(lite) => {
+                diesel::sql_query("UPDATE signing_keys SET kid = kid WHERE 1 = 0").execute(lite)?;
+            }
+        }
+        f(conn).map_err(TxError::Caller)
+    })
+    .map_err(|e| match e {
+        TxError::Caller(e) => e,
+        TxError::Db(e) => E::from(StoreError::from(e)),
+    })
+}
+
+pub fn set_retirement(
+    conn: &mut DbConnection,
+    kid: &str,
+    retires_at: i64,
+    removes_at: i64,
+) -> Result<(), StoreError> {
+    diesel::update(signing_keys::table.find(kid))
+        .set((
+            signing_keys::retires_at.eq(retires_at),
+            signing_keys::removes_at.eq(removes_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn set_activation(
+    conn: &mut DbConnection,
+    kid: &str,
+    activates_at: i64,
+) -> Result<(), StoreError> {
+    diesel::update(signing_keys::table.find(kid))
+        .set(signing_keys::activates_at.eq(activates_at))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Inserts `key` only if the table is empty, in one transaction; returns
 /// whether it did. Start-up uses it so a first start never makes two keys.
 pub fn insert_first_key(conn: &mut DbConnection, key: &SigningKeyRow) -> Result<bool, StoreError> {
-    conn.transaction(|conn| {
-        if let DbConnection::Postgres(pg) = conn {
-            // Serialises concurrent first starts of several nodes; released
-            // at the end of the transaction.
-            diesel::sql_query("SELECT pg_advisory_xact_lock(7262851002)").execute(pg)?;
-        }
+    // The rotation lock serialises concurrent first starts of several nodes.
+    with_rotation_lock(conn, |conn| {
         if count_keys(conn)? > 0 {
-            return Ok(false);
+            return Ok::<_, StoreError>(false);
         }
         insert_key(conn, key)?;
         Ok(true)
