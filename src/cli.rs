@@ -42,6 +42,45 @@ pub enum Command {
     /// Manage OAuth clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys with their state and schedule.
+    List(JsonFlag),
+    /// Start a rotation now: a new key is published, and signs once the
+    /// pre-publication lead has passed.
+    Rotate(JsonFlag),
+    /// Emergency: take a key out of the JWKS and out of signing at once.
+    Retire(RetireArgs),
+    /// Import a PEM PKCS#8 private key (ES256, EdDSA, or RS256 >= 2048 bits)
+    /// as the next signing key, pre-published like a rotation.
+    Import(ImportArgs),
+    /// Print the public JWKS document.
+    ExportJwks,
+}
+
+#[derive(Debug, Args)]
+pub struct RetireArgs {
+    /// The key's kid.
+    pub kid: String,
+    /// Required: retirement takes effect immediately, breaking every token
+    /// the key signed (scheduled retirement happens through rotation).
+    #[arg(long)]
+    pub now: bool,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The PEM file (`-----BEGIN PRIVATE KEY-----`).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub output: JsonFlag,
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +169,7 @@ pub fn run() -> ExitCode {
         Command::Serve => serve(settings),
         Command::Migrate => migrate(&settings),
         Command::Client(cmd) => client(&settings, cmd),
+        Command::Keys(cmd) => keys(&settings, cmd),
     }
 }
 
@@ -333,6 +373,131 @@ fn client(settings: &Settings, cmd: ClientCommand) -> ExitCode {
             eprintln!("tessera: {e}");
             ExitCode::from(2)
         }
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn keys(settings: &Settings, cmd: KeysCommand) -> ExitCode {
+    use crate::keys::{KeyEncryptionKey, KeyError, import, keyset, rotation};
+    use crate::store::signing_keys;
+
+    let result = (|| -> Result<(), KeyError> {
+        let policy = settings
+            .rotation_policy()
+            .map_err(|e| KeyError::Rotation(e.to_string()))?;
+        let (db, _) = startup::open_database_for_command(settings)?;
+        let mut conn = db.conn()?;
+        let now = SystemClock.now();
+        let kek = || -> Result<KeyEncryptionKey, KeyError> {
+            KeyEncryptionKey::load(&settings.keys_dir, settings.kek.as_deref())?
+                .map(|(kek, _)| kek)
+                .ok_or_else(|| {
+                    KeyError::Kek(format!(
+                        "no key-encryption key at {} and no TESSERA_KEK: start the server once, or point TESSERA_KEYS_DIR at the right folder",
+                        settings.keys_dir.join(crate::keys::kek::KEK_FILE).display()
+                    ))
+                })
+        };
+        let describe = |row: &signing_keys::SigningKeyRow| {
+            serde_json::json!({
+                "kid": row.kid,
+                "alg": row.alg,
+                "state": keyset::key_state(row, now),
+                "created_at": row.created_at,
+                "activates_at": row.activates_at,
+                "retires_at": row.retires_at,
+                "removes_at": row.removes_at,
+            })
+        };
+        match cmd {
+            KeysCommand::List(out) => {
+                let rows = signing_keys::list_keys(&mut conn)?;
+                if out.json {
+                    print_json(&rows.iter().map(describe).collect::<Vec<_>>());
+                } else {
+                    for row in &rows {
+                        let t = |v: Option<i64>| v.map_or("-".to_owned(), |v| v.to_string());
+                        println!(
+                            "{}\t{}\t{}\tactivates {}\tretires {}\tremoved {}",
+                            row.kid,
+                            row.alg,
+                            keyset::key_state(row, now),
+                            row.activates_at,
+                            t(row.retires_at),
+                            t(row.removes_at)
+                        );
+                    }
+                }
+            }
+            KeysCommand::Rotate(out) => {
+                let row = rotation::rotate_now(&mut conn, &kek()?, &policy, now, None)?;
+                if out.json {
+                    print_json(&describe(&row));
+                } else {
+                    println!(
+                        "published key {}; it signs from {} (in {} s), when the current key retires",
+                        row.kid, row.activates_at, policy.lead
+                    );
+                }
+            }
+            KeysCommand::Retire(args) => {
+                if !args.now {
+                    return Err(KeyError::Rotation(
+                        "pass --now: retirement takes the key out of the JWKS at once and breaks every token it signed; \
+                         for a graceful change use `tessera keys rotate`".to_owned(),
+                    ));
+                }
+                let done = rotation::retire_now(&mut conn, &kek()?, &policy, &args.kid, now)?;
+                if args.output.json {
+                    print_json(
+                        &serde_json::json!({"kid": done.kid, "retired_at": now, "successor": done.successor}),
+                    );
+                } else {
+                    println!("retired key {} now", done.kid);
+                    if let Some(s) = done.successor {
+                        println!(
+                            "key {s} signs from now on (not pre-published: validators must re-fetch the JWKS)"
+                        );
+                    }
+                    eprintln!(
+                        "Running servers pick this up within TESSERA_KEY_CHECK_INTERVAL ({} s); restart them to apply it at once.",
+                        settings.key_check_interval
+                    );
+                }
+            }
+            KeysCommand::Import(args) => {
+                let text = std::fs::read_to_string(&args.file).map_err(|e| {
+                    KeyError::Rotation(format!("cannot read {}: {e}", args.file.display()))
+                })?;
+                let (alg, der) = import::pkcs8_from_pem(&text)?;
+                let row =
+                    rotation::rotate_now(&mut conn, &kek()?, &policy, now, Some((alg, &der)))?;
+                if args.output.json {
+                    print_json(&describe(&row));
+                } else {
+                    println!(
+                        "imported {} key {}; it signs from {} (in {} s)",
+                        row.alg, row.kid, row.activates_at, policy.lead
+                    );
+                }
+            }
+            KeysCommand::ExportJwks => {
+                let keys: Vec<serde_json::Value> = signing_keys::list_keys(&mut conn)?
+                    .iter()
+                    .filter(|r| r.removes_at.is_none_or(|t| now < t))
+                    .map(|r| serde_json::from_str(&r.public_jwk))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| KeyError::Rotation(format!("a stored JWK is unreadable: {e}")))?;
+                print_json(&serde_json::json!({ "keys": keys }));
+            }
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tessera: {e}");
             ExitCode::FAILURE

@@ -253,11 +253,7 @@ pub fn disable(
     now: UnixSeconds,
     leeway: i64,
 ) -> Result<RevokeAll, ClientError> {
-    if !clients::disable_client(conn, id, now)? {
-        return Err(ClientError::NotFound(id.to_owned()));
-    }
-    let relevant_until = cutoff_relevant_until(now, leeway);
-    revocation::revoke_all(conn, id, now, relevant_until, "client_disabled")?
+    revocation::disable_client(conn, id, now, cutoff_relevant_until(now, leeway))?
         .ok_or_else(|| ClientError::NotFound(id.to_owned()))
 }
 
@@ -269,10 +265,7 @@ pub fn delete(
     now: UnixSeconds,
     leeway: i64,
 ) -> Result<(), ClientError> {
-    let relevant_until = cutoff_relevant_until(now, leeway);
-    revocation::revoke_all(conn, id, now, relevant_until, "client_deleted")?
-        .ok_or_else(|| ClientError::NotFound(id.to_owned()))?;
-    if clients::delete_client(conn, id)? {
+    if revocation::delete_client(conn, id, now, cutoff_relevant_until(now, leeway))? {
         Ok(())
     } else {
         Err(ClientError::NotFound(id.to_owned()))

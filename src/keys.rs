@@ -5,6 +5,7 @@
 //! Every node reads the same key set from the same database, so every node
 //! publishes the same JWKS and signs with the same active key.
 
+pub mod import;
 pub mod jwk;
 pub mod kek;
 pub mod keyset;

@@ -3,9 +3,9 @@
 //!
 //! RFC 6749 §4.4.3 says a refresh token SHOULD NOT be issued here. Tessera
 //! issues one to clients with `refresh_tokens` on (the default), because its
-//! users asked to keep the secret out of every service that only needs to
-//! stay authorised; each grant starts a refresh family that rotation and
-//! reuse detection then guard (see `refresh`).
+//! users asked for them: a family ties every token of one grant together, so
+//! one revocation ends all of them and reuse of a stolen token is detected.
+//! Refreshing still requires client authentication (RFC 6749 §6).
 
 use super::audience::{is_valid_uri, split_list};
 use super::scope::Scope;

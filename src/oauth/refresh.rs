@@ -76,15 +76,52 @@ pub async fn grant(
 
     let family_scope = Scope::parse(&family.scope)
         .map_err(|_| OAuthError::Internal(format!("family {} has an invalid scope", family.id)))?;
-    let scope = narrow_scope(&family_scope, requested_scope)?;
-    let audience = narrow_audience(&split_list(&family.audience), resources)?;
+    let grace = state.refresh.grace;
+    let checked = narrow_scope(&family_scope, requested_scope).and_then(|scope| {
+        Ok((
+            scope,
+            narrow_audience(&split_list(&family.audience), resources)?,
+        ))
+    });
+    let (scope, audience) = match checked {
+        Ok(granted) => granted,
+        Err(refusal) => {
+            // A bad scope or resource must not let a replayed token slip past
+            // reuse detection: run it anyway, issuing nothing.
+            let family_id = family.id.clone();
+            let outcome = state
+                .db
+                .run(move |conn| {
+                    store::refresh(
+                        conn,
+                        hash.as_bytes(),
+                        &family_id,
+                        now,
+                        |token, family| decide(token, family, now, grace),
+                        None,
+                    )
+                })
+                .await?;
+            return Err(match outcome {
+                Outcome::NotIssued => refusal,
+                Outcome::FamilyRevoked { .. } => {
+                    log::warn!(
+                        "refresh token reuse detected, family revoked: client_id={:?} family={}",
+                        client.id,
+                        family.id
+                    );
+                    OAuthError::InvalidGrant(INVALID)
+                }
+                _ => OAuthError::InvalidGrant(INVALID),
+            });
+        }
+    };
     let minted = mint_access_token(state, &client, &scope, audience, now)?;
 
     let successor = PlainSecret::generate(REFRESH_TOKEN_PREFIX)
         .map_err(|e| OAuthError::Internal(e.to_string()))?;
     let successor_hash = successor.hash();
     let token_expires = (now + state.refresh.token_ttl_for(&client)).min(family.expires_at);
-    let grace = state.refresh.grace;
     let family_id = family.id.clone();
     let jti = minted.jti.clone();
     let access_expires = minted.expires_at;
@@ -97,12 +134,12 @@ pub async fn grant(
                 &family_id,
                 now,
                 |token, family| decide(token, family, now, grace),
-                &Issue {
+                Some(&Issue {
                     token_hash: successor_hash.as_bytes(),
                     token_expires_at: token_expires,
                     access_jti: &jti,
                     access_expires_at: access_expires,
-                },
+                }),
             )
         })
         .await?;
@@ -134,7 +171,9 @@ pub async fn grant(
             );
             Err(OAuthError::InvalidGrant(INVALID))
         }
-        Outcome::Unknown | Outcome::Refused => Err(OAuthError::InvalidGrant(INVALID)),
+        Outcome::Unknown | Outcome::Refused | Outcome::NotIssued => {
+            Err(OAuthError::InvalidGrant(INVALID))
+        }
     }
 }
 

@@ -52,10 +52,11 @@ pub async fn revoke(state: &OAuthState, caller: &Client, token: String) -> Resul
         issuer: &state.issuer,
         audience: None,
         now,
-        // The server is the issuer: no skew on expiry. A token minted just
-        // after a client cut-off carries the next second (see
-        // `mint_access_token`), which the not-before leeway absorbs.
-        expiry_leeway: 0,
+        // Validators may accept a token for their leeway past `exp`, so it
+        // can still be revoked until then. A token minted just after a
+        // client cut-off carries the next second (see `mint_access_token`),
+        // which the not-before leeway absorbs.
+        expiry_leeway: state.leeway,
         not_before_leeway: state.leeway,
     };
     // Expired or invalid: nothing to revoke.
@@ -136,9 +137,10 @@ pub async fn feed(
         ));
     }
     let now = state.clock.now();
+    let leeway = state.leeway;
     let mut rows = state
         .db
-        .run(move |conn| revocation::feed(conn, after, limit + 1, now))
+        .run(move |conn| revocation::feed(conn, after, limit + 1, now, leeway))
         .await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(0));

@@ -70,6 +70,13 @@ pub fn insert_client(
         diesel::insert_into(clients::table)
             .values(client)
             .execute(conn)?;
+        if let Some(cutoff) = super::revocation::listed_cutoff(conn, client.id)
+            .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?
+        {
+            diesel::update(clients::table.find(client.id))
+                .set(clients::tokens_valid_after.eq(cutoff))
+                .execute(conn)?;
+        }
         diesel::insert_into(client_secrets::table)
             .values(&NewClientSecret {
                 id: &secret_id,

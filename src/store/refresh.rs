@@ -132,21 +132,27 @@ pub enum Outcome {
     Issued {
         decision: Decision,
     },
+    /// The token was good, but no successor was offered (the caller's other
+    /// checks failed): nothing changed.
+    NotIssued,
     FamilyRevoked {
         family_id: String,
         revoked_access_tokens: usize,
     },
 }
 
-/// Runs one refresh under the family lock; see the module comment.
+/// Runs one refresh under the family lock; see the module comment. With no
+/// `issue` to record, only reuse detection runs: a family is still revoked
+/// when the decision says so, and nothing else changes.
 pub fn refresh(
     conn: &mut DbConnection,
     token_hash: &[u8],
     family_id: &str,
     now: UnixSeconds,
     decide: impl FnOnce(&RefreshTokenRow, &Family) -> Decision,
-    issue: &Issue<'_>,
+    issue: Option<&Issue<'_>>,
 ) -> Result<Outcome, StoreError> {
+    let mut would_issue = false;
     let result = conn.transaction(|conn| {
         let locked = diesel::update(
             refresh_families::table
@@ -165,6 +171,10 @@ pub fn refresh(
         match decision {
             Decision::Refuse => Err(diesel::result::Error::RollbackTransaction),
             Decision::Rotate | Decision::Reissue => {
+                let Some(issue) = issue else {
+                    would_issue = true;
+                    return Err(diesel::result::Error::RollbackTransaction);
+                };
                 let superseded = match decision {
                     Decision::Rotate => diesel::update(
                         refresh_tokens::table
@@ -192,6 +202,7 @@ pub fn refresh(
         }
     });
     match result {
+        Err(diesel::result::Error::RollbackTransaction) if would_issue => Ok(Outcome::NotIssued),
         Err(diesel::result::Error::RollbackTransaction) => Ok(Outcome::Refused),
         other => Ok(other?),
     }

@@ -115,16 +115,22 @@ pub fn revoke_all(
         )
         .set(refresh_tokens::used_at.eq(now))
         .execute(conn)?;
-        // A later cut-off replaces an earlier one; never move it back.
         let updated = diesel::update(clients::table.find(client_id))
-            .set((
-                clients::tokens_valid_after.eq(now),
-                clients::updated_at.eq(now),
-            ))
+            .set(clients::updated_at.eq(now))
             .execute(conn)?;
         if updated == 0 {
             return Ok(None);
         }
+        // A later cut-off replaces an earlier one; never move it back.
+        diesel::update(
+            clients::table.find(client_id).filter(
+                clients::tokens_valid_after
+                    .is_null()
+                    .or(clients::tokens_valid_after.lt(now)),
+            ),
+        )
+        .set(clients::tokens_valid_after.eq(now))
+        .execute(conn)?;
         lock_feed(conn)?;
         diesel::insert_into(revoked_tokens::table)
             .values((
@@ -145,6 +151,49 @@ pub fn revoke_all(
             families_revoked,
         }))
     })?)
+}
+
+/// Disables the client and revokes everything it holds, in one transaction.
+/// Returns `None` when there is no such client.
+pub fn disable_client(
+    conn: &mut DbConnection,
+    client_id: &str,
+    now: UnixSeconds,
+    relevant_until: UnixSeconds,
+) -> Result<Option<RevokeAll>, StoreError> {
+    conn.transaction(|conn| {
+        if !super::clients::disable_client(conn, client_id, now)? {
+            return Ok(None);
+        }
+        revoke_all(conn, client_id, now, relevant_until, "client_disabled")
+    })
+}
+
+/// Cuts off the client's tokens (so feed followers learn of it) and deletes
+/// it, in one transaction. Returns false when there is no such client.
+pub fn delete_client(
+    conn: &mut DbConnection,
+    client_id: &str,
+    now: UnixSeconds,
+    relevant_until: UnixSeconds,
+) -> Result<bool, StoreError> {
+    conn.transaction(|conn| {
+        if revoke_all(conn, client_id, now, relevant_until, "client_deleted")?.is_none() {
+            return Ok(false);
+        }
+        super::clients::delete_client(conn, client_id)
+    })
+}
+
+/// The latest client-wide cut-off still listed for `client_id`: a client
+/// re-created under a deleted one's id inherits it, so the old client's
+/// tokens stay dead.
+pub fn listed_cutoff(conn: &mut DbConnection, client_id: &str) -> Result<Option<i64>, StoreError> {
+    Ok(revoked_tokens::table
+        .filter(revoked_tokens::client_id.eq(client_id))
+        .filter(revoked_tokens::jti.is_null())
+        .select(diesel::dsl::max(revoked_tokens::revoked_at))
+        .first::<Option<i64>>(conn)?)
 }
 
 /// Whether the access token `jti` is on the list.
@@ -200,16 +249,19 @@ pub struct FeedEntry {
     pub revoked_at: i64,
 }
 
-/// Up to `limit` entries after `after` that still matter at `now`.
+/// Up to `limit` entries after `after` that still matter at `now`: entries
+/// stay listed for `leeway` past their `exp`, as long as a validator with that
+/// leeway may still accept the token.
 pub fn feed(
     conn: &mut DbConnection,
     after: i64,
     limit: i64,
     now: UnixSeconds,
+    leeway: i64,
 ) -> Result<Vec<FeedEntry>, StoreError> {
     Ok(revoked_tokens::table
         .filter(revoked_tokens::seq.gt(after))
-        .filter(revoked_tokens::expires_at.gt(now))
+        .filter(revoked_tokens::expires_at.gt(now - leeway))
         .order(revoked_tokens::seq.asc())
         .limit(limit)
         .select((

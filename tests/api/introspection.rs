@@ -523,3 +523,20 @@ both_backends! {
         assert_inactive(&app.introspect(&rs, &twin).await);
     }
 }
+
+both_backends! {
+    async fn a_client_recreated_under_a_deleted_id_does_not_revive_old_tokens(backend) {
+        let app = spawn_app(&backend).await;
+        let rs = resource_server(&app).await;
+        let mut named = spec("read", &[API]);
+        named.id = Some("billing".to_owned());
+        let old = app.create_client(named.clone()).await;
+        let old_token = app.access_token(&old).await;
+        app.delete_client("billing").await;
+        app.clock.advance(1);
+        let new = app.create_client(named).await;
+        assert_inactive(&app.introspect(&rs, &old_token).await);
+        let new_token = app.access_token(&new).await;
+        assert_eq!(app.introspect(&rs, &new_token).await["active"], true);
+    }
+}

@@ -354,3 +354,28 @@ both_backends! {
         assert_eq!(after, tessera::store::refresh::Counts::default(), "janitor left {after:?}");
     }
 }
+
+both_backends! {
+    async fn a_bad_scope_does_not_hide_reuse(backend) {
+        // A thief replaying a used token cannot dodge reuse detection by
+        // sending a scope or resource the family does not allow.
+        let app = spawn_app(&backend).await;
+        let client = app.create_client(spec("read", &[API])).await;
+        let rt1 = rt_of(&app.token(&client, &[]).await);
+        let (_, second) = refresh(&app, &client, &rt1, &[]).await;
+        let (status, body) = refresh(&app, &client, &rt1, &[("scope", "admin")]).await;
+        assert_eq!(status, INVALID_GRANT);
+        assert_eq!(body["error"], "invalid_grant");
+        let (status, _) = refresh(&app, &client, &rt_of(&second), &[]).await;
+        assert_eq!(status, INVALID_GRANT, "the family was revoked");
+
+        // An expired token with a bad scope is invalid_grant too.
+        let mut short = spec("read", &[API]);
+        short.refresh_token_ttl = Some(60);
+        let other = app.create_client(short).await;
+        let rt = rt_of(&app.token(&other, &[]).await);
+        app.clock.advance(61);
+        let (_, body) = refresh(&app, &other, &rt, &[("resource", "https://x.example")]).await;
+        assert_eq!(body["error"], "invalid_grant");
+    }
+}
