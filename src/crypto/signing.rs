@@ -161,6 +161,13 @@ pub fn verify(alg: SigningAlgorithm, key: &PublicKey, message: &[u8], signature:
         (SigningAlgorithm::EdDsa, PublicKey::Ed25519 { x }) => UnparsedPublicKey::new(&ED25519, x)
             .verify(message, signature)
             .is_ok(),
+        (SigningAlgorithm::Rs256, PublicKey::Rsa { n, e }) => RsaPublicKeyComponents { n, e }
+            .verify(
+                &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+                message,
+                signature,
+            )
+            .is_ok(),
         // A key verifies only signatures of its own algorithm.
         _ => false,
     }

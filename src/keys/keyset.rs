@@ -15,7 +15,8 @@
 //! crosses such a boundary.
 
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use jsonwebtoken::EncodingKey;
 
@@ -187,7 +188,15 @@ impl KeyRing {
 pub struct KeyStore {
     ring: RwLock<Arc<KeyRing>>,
     snapshot: RwLock<Arc<KeySet>>,
+    /// Reloads are numbered when they start reading the database; a reload
+    /// that finishes after a later-started one is stale and dropped.
+    next_reload: AtomicU64,
+    applied_reload: Mutex<u64>,
 }
+
+/// A reload in progress; see [`KeyStore::begin_reload`].
+#[derive(Debug, Clone, Copy)]
+pub struct ReloadTicket(u64);
 
 impl std::fmt::Debug for KeyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -217,7 +226,15 @@ impl KeyStore {
         Ok(Self {
             ring: RwLock::new(Arc::new(ring)),
             snapshot: RwLock::new(Arc::new(snapshot)),
+            next_reload: AtomicU64::new(1),
+            applied_reload: Mutex::new(0),
         })
+    }
+
+    /// Call before reading keys from the database; pass the ticket to
+    /// [`KeyStore::replace`].
+    pub fn begin_reload(&self) -> ReloadTicket {
+        ReloadTicket(self.next_reload.fetch_add(1, Ordering::SeqCst))
     }
 
     /// The key set as of `now`, rebuilt from memory when `now` has crossed
@@ -242,12 +259,26 @@ impl KeyStore {
         }
     }
 
-    /// Installs keys re-read from the database. A ring without an active key
-    /// at `now` is refused and the previous one kept.
-    pub fn replace(&self, ring: KeyRing, now: UnixSeconds) -> Result<(), KeyError> {
+    /// Installs keys re-read from the database, unless a reload that began
+    /// later has already been installed. A ring without an active key at
+    /// `now` is refused and the previous one kept.
+    pub fn replace(
+        &self,
+        ticket: ReloadTicket,
+        ring: KeyRing,
+        now: UnixSeconds,
+    ) -> Result<(), KeyError> {
         let snapshot = ring.snapshot(now)?;
+        let mut applied = match self.applied_reload.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if ticket.0 < *applied {
+            return Ok(());
+        }
         write(&self.ring, Arc::new(ring));
         write(&self.snapshot, Arc::new(snapshot));
+        *applied = ticket.0;
         Ok(())
     }
 }

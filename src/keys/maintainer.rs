@@ -29,6 +29,7 @@ impl KeyMaintainer {
     /// Rotates if due and reloads; returns the kid of a key it created.
     pub async fn run_once(&self) -> Result<Option<String>, KeyError> {
         let now = self.clock.now();
+        let ticket = self.store.begin_reload();
         let (kek, policy) = (Arc::clone(&self.kek), self.policy);
         let (created, rows) = self
             .db
@@ -41,7 +42,7 @@ impl KeyMaintainer {
             log::info!("key rotation: published key {kid}; it signs from its activation time");
         }
         self.store
-            .replace(KeyRing::load(&rows, &self.kek, now)?, now)?;
+            .replace(ticket, KeyRing::load(&rows, &self.kek, now)?, now)?;
         Ok(created)
     }
 

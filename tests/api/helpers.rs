@@ -14,6 +14,7 @@ use serde_json::Value;
 use tessera::clients::{self, ClientSpec};
 use tessera::clock::{Clock, ManualClock};
 use tessera::config::Settings;
+use tessera::keys::maintainer::KeyMaintainer;
 use tessera::startup::{Application, StartupError};
 use tessera::store::Database;
 
@@ -133,9 +134,25 @@ pub struct TestApp {
     pub settings: Settings,
     pub clock: Arc<ManualClock>,
     handle: ServerHandle,
+    /// The node's key maintainer: tests run it by hand after moving the
+    /// clock, as its background loop would within one check interval.
+    pub keys: KeyMaintainer,
     // Dropped last: the server must stop before its database and files go.
     pub db: TestDatabase,
     pub dir: tempfile::TempDir,
+}
+
+/// Another node started by [`TestApp::start_twin`]; stopped when dropped.
+pub struct Twin {
+    pub base: String,
+    pub keys: KeyMaintainer,
+    handle: ServerHandle,
+}
+
+impl Drop for Twin {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+    }
 }
 
 pub fn test_settings(dir: &Path, db: &TestDatabase) -> Settings {
@@ -169,6 +186,7 @@ struct Launched {
     issuer: String,
     port: u16,
     handle: ServerHandle,
+    keys: KeyMaintainer,
 }
 
 async fn launch(settings: &Settings, clock: Arc<ManualClock>) -> Result<Launched, StartupError> {
@@ -178,6 +196,7 @@ async fn launch(settings: &Settings, clock: Arc<ManualClock>) -> Result<Launched
         issuer: app.issuer().to_owned(),
         port: app.port(),
         handle: app.handle(),
+        keys: app.key_maintainer(),
     };
     actix_web::rt::spawn(app.run_until_stopped());
     Ok(launched)
@@ -194,6 +213,7 @@ async fn start(
         issuer,
         port,
         handle,
+        keys,
     } = launch(&settings, clock.clone()).await?;
     Ok(TestApp {
         base,
@@ -206,6 +226,7 @@ async fn start(
         settings,
         clock,
         handle,
+        keys,
         db,
         dir,
     })
@@ -258,7 +279,21 @@ impl TestApp {
         self.issuer = launched.issuer;
         self.port = launched.port;
         self.handle = launched.handle;
+        self.keys = launched.keys;
         Ok(())
+    }
+
+    /// A second server on the same database, keys folder, settings and
+    /// clock: another node of the same deployment.
+    pub async fn start_twin(&self) -> Twin {
+        let launched = launch(&self.settings, self.clock.clone())
+            .await
+            .expect("the second node starts");
+        Twin {
+            base: launched.base,
+            keys: launched.keys,
+            handle: launched.handle,
+        }
     }
 
     /// Opens the application's database directly, as the CLI does.

@@ -8,6 +8,7 @@ mod cli;
 mod discovery;
 mod interop;
 mod introspection;
+mod key_rotation;
 mod keys;
 mod refresh;
 mod revocation;
