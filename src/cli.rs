@@ -169,11 +169,19 @@ pub fn run() -> ExitCode {
         Command::Serve => serve(settings),
         Command::Migrate => migrate(&settings),
         Command::Client(cmd) => client(&settings, cmd),
+        Command::Keys(KeysCommand::Retire(RetireArgs { now: false, .. })) => {
+            eprintln!(
+                "tessera: pass --now: retirement takes the key out of the JWKS at once and breaks every \
+                 token it signed; for a graceful change use `tessera keys rotate`"
+            );
+            ExitCode::from(2)
+        }
         Command::Keys(cmd) => keys(&settings, cmd),
     }
 }
 
 fn serve(settings: Settings) -> ExitCode {
+    let settings_alg = settings.signing_alg.clone();
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings, Arc::new(SystemClock)).await?;
         let r = app.report();
@@ -193,7 +201,10 @@ fn serve(settings: Settings) -> ExitCode {
             }
         }
         if let Some(kid) = &r.new_key {
-            log::info!("generated the first signing key (ES256, kid {kid})");
+            log::info!(
+                "generated the first signing key ({}, kid {kid})",
+                settings_alg
+            );
         }
         log::info!(
             "Tessera listening on port {}, issuer {} (signing key {})",
@@ -444,12 +455,6 @@ fn keys(settings: &Settings, cmd: KeysCommand) -> ExitCode {
                 }
             }
             KeysCommand::Retire(args) => {
-                if !args.now {
-                    return Err(KeyError::Rotation(
-                        "pass --now: retirement takes the key out of the JWKS at once and breaks every token it signed; \
-                         for a graceful change use `tessera keys rotate`".to_owned(),
-                    ));
-                }
                 let done = rotation::retire_now(&mut conn, &kek()?, &policy, &args.kid, now)?;
                 if args.output.json {
                     print_json(

@@ -1,6 +1,7 @@
 //! The janitor: on a schedule, deletes refresh tokens, families, family
-//! access-token records and revocation entries whose use has ended, so the
-//! tables stay bounded by what is live. Rows are kept for the clock leeway
+//! access-token records, revocation entries and signing keys (with their
+//! sealed private halves) whose use has ended, so the tables stay bounded by
+//! what is live. Rows are kept for the clock leeway
 //! past their expiry, since a validator may still accept a token that long.
 
 use std::time::Duration;

@@ -62,6 +62,21 @@ pub fn plan(
     }
 }
 
+/// New keys must be sealed under the KEK the stored keys use: a key the
+/// servers cannot open would stop them at their next start.
+fn check_kek(rows: &[SigningKeyRow], kek: &KeyEncryptionKey) -> Result<(), KeyError> {
+    match rows.iter().find(|r| r.kek_id != kek.id()) {
+        Some(r) => Err(KeyError::Kek(format!(
+            "key {} is sealed under key-encryption key {}, but this one is {}: \
+             use the same TESSERA_KEYS_DIR or TESSERA_KEK as the servers",
+            r.kid,
+            r.kek_id,
+            kek.id()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Stores `row` as the next key and schedules every key signing before it
 /// to retire when it activates.
 fn install(
@@ -91,6 +106,7 @@ pub fn rotate_if_due(
 ) -> Result<Option<String>, KeyError> {
     signing_keys::with_rotation_lock(conn, |conn| {
         let rows = signing_keys::list_keys(conn)?;
+        check_kek(&rows, kek)?;
         let Some(activates_at) = plan(&rows, now, policy) else {
             return Ok(None);
         };
@@ -118,6 +134,7 @@ pub fn rotate_now(
 ) -> Result<SigningKeyRow, KeyError> {
     signing_keys::with_rotation_lock(conn, |conn| {
         let rows = signing_keys::list_keys(conn)?;
+        check_kek(&rows, kek)?;
         if let Some(p) = pending(&rows, now) {
             return Err(KeyError::Rotation(format!(
                 "key {} is already published and activates at {}; wait for it, or retire it first",
@@ -167,12 +184,23 @@ pub fn retire_now(
 ) -> Result<Retired, KeyError> {
     signing_keys::with_rotation_lock(conn, |conn| {
         let rows = signing_keys::list_keys(conn)?;
+        check_kek(&rows, kek)?;
         let target = rows
             .iter()
             .find(|r| r.kid == kid && r.removes_at.is_none_or(|t| now < t))
             .ok_or_else(|| KeyError::Rotation(format!("no published key with kid {kid:?}")))?;
         let was_signing = signing_at(target, now);
+        let was_pending = target.activates_at > now;
         signing_keys::set_retirement(conn, kid, now, now)?;
+        if was_pending {
+            // Withdrawing the next key: whatever it was to replace keeps
+            // signing, as if the rotation had never started.
+            for old in rows.iter().filter(|r| {
+                r.kid != kid && signing_at(r, now) && r.retires_at == Some(target.activates_at)
+            }) {
+                signing_keys::clear_retirement(conn, &old.kid)?;
+            }
+        }
         let still_signing = rows.iter().any(|r| r.kid != kid && signing_at(r, now));
         let successor = if was_signing && !still_signing {
             match pending(&rows, now).filter(|p| p.kid != kid) {

@@ -103,7 +103,8 @@ pub struct FeedPage {
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FeedEntry {
-    /// The access token `jti` is revoked; forget the entry after `exp`.
+    /// The access token `jti` is revoked; forget the entry once `exp` plus
+    /// your clock leeway has passed.
     Token {
         seq: i64,
         jti: String,
@@ -111,7 +112,8 @@ pub enum FeedEntry {
         exp: i64,
     },
     /// Every access token of `client_id` with `iat <= tokens_valid_after`
-    /// is revoked; forget the entry after `exp`.
+    /// is revoked; forget the entry once `exp` plus your clock leeway has
+    /// passed.
     Client {
         seq: i64,
         client_id: String,

@@ -131,6 +131,11 @@ pub fn revoke_all(
         )
         .set(clients::tokens_valid_after.eq(now))
         .execute(conn)?;
+        let tokens_valid_after = clients::table
+            .find(client_id)
+            .select(clients::tokens_valid_after)
+            .first::<Option<i64>>(conn)?
+            .unwrap_or(now);
         lock_feed(conn)?;
         diesel::insert_into(revoked_tokens::table)
             .values((
@@ -147,7 +152,7 @@ pub fn revoke_all(
             &format!("{families_revoked} refresh families revoked"),
         )?;
         Ok::<_, diesel::result::Error>(Some(RevokeAll {
-            tokens_valid_after: now,
+            tokens_valid_after,
             families_revoked,
         }))
     })?)

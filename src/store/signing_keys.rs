@@ -91,6 +91,17 @@ pub fn set_retirement(
     Ok(())
 }
 
+/// Cancels a scheduled retirement: the key signs and stays published.
+pub fn clear_retirement(conn: &mut DbConnection, kid: &str) -> Result<(), StoreError> {
+    diesel::update(signing_keys::table.find(kid))
+        .set((
+            signing_keys::retires_at.eq(None::<i64>),
+            signing_keys::removes_at.eq(None::<i64>),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 pub fn set_activation(
     conn: &mut DbConnection,
     kid: &str,

@@ -339,3 +339,45 @@ both_backends! {
         assert!(String::from_utf8_lossy(&out.stderr).contains("TESSERA_KEY_PREPUBLISH"));
     }
 }
+
+both_backends! {
+    async fn withdrawing_a_pending_key_leaves_the_current_key_signing(backend) {
+        use tessera::keys::{KeyEncryptionKey, rotation};
+        let app = spawn_app_with(&backend, fast_rotation).await;
+        let client = app.create_client(spec("read", &[API])).await;
+        let current = kids(&app.jwks().await)[0].clone();
+        let (kek, _) = KeyEncryptionKey::load(&app.settings.keys_dir, None).expect("KEK").expect("KEK exists");
+        let policy = app.settings.rotation_policy().expect("policy");
+        let db = app.database();
+        let mut conn = db.conn().expect("connection");
+        let pending = rotation::rotate_now(&mut conn, &kek, &policy, app.clock_now(), None).expect("rotate");
+        rotation::retire_now(&mut conn, &kek, &policy, &pending.kid, app.clock_now()).expect("withdraw");
+        // Past the withdrawn key's activation time, the old key still signs
+        // and nothing is generated in a hurry.
+        app.clock.advance(LEAD + 60);
+        app.keys.run_once().await.expect("maintenance");
+        assert_eq!(kids(&app.jwks().await), vec![current.clone()]);
+        assert_eq!(kid_of(&app.access_token(&client).await), current);
+    }
+}
+
+both_backends! {
+    async fn key_commands_refuse_a_different_key_encryption_key(backend) {
+        use base64::Engine;
+        let app = spawn_app_with(&backend, fast_rotation).await;
+        let other = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([3u8; 32]);
+        let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["keys", "rotate"])
+            .current_dir(app.dir.path())
+            .env("TESSERA_DATABASE_URL", &app.db.url)
+            .env("TESSERA_KEK", other)
+            .output()
+            .expect("run");
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("key-encryption key"));
+        let listed = json_of(&tessera(&app, &["keys", "list", "--json"]));
+        assert_eq!(listed.as_array().expect("array").len(), 1, "nothing was added");
+        let usage = tessera(&app, &["keys", "retire", "some-kid"]);
+        assert_eq!(usage.status.code(), Some(2), "retire without --now is a usage error");
+    }
+}
