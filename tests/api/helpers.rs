@@ -3,7 +3,9 @@
 //! database created for it and dropped afterwards), and talks to it over real
 //! HTTP.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
@@ -555,4 +557,55 @@ impl Drop for TestApp {
         // only waits for completion, which a destructor cannot do.
         drop(self.handle.stop(false));
     }
+}
+
+/// Where a test's real server process keeps its state: the test app's.
+#[derive(Clone)]
+pub struct ProcessConfig {
+    pub dir: std::path::PathBuf,
+    pub db_url: String,
+    pub keys_dir: std::path::PathBuf,
+}
+
+impl ProcessConfig {
+    pub fn of(app: &TestApp) -> Self {
+        Self {
+            dir: app.dir.path().to_owned(),
+            db_url: app.db.url.clone(),
+            keys_dir: app.settings.keys_dir.clone(),
+        }
+    }
+}
+
+/// Starts the real binary on an ephemeral port; returns the child and its
+/// base URL once it listens. Blocks: call it from a blocking task.
+pub fn start_binary(config: &ProcessConfig, env: &[(&str, &str)]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("serve")
+        .current_dir(&config.dir)
+        .env("TESSERA_BIND", "127.0.0.1:0")
+        .env("TESSERA_ISSUER", "https://auth.example.com")
+        .env("TESSERA_DATABASE_URL", &config.db_url)
+        .env("TESSERA_KEYS_DIR", &config.keys_dir)
+        .env("TESSERA_WORKERS", "1")
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start tessera");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("the server logs until it listens")
+            .expect("UTF-8");
+        if let Some(rest) = line.split("listening on port ").nth(1) {
+            break rest.split(',').next().expect("port").trim().to_owned();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, format!("http://127.0.0.1:{port}"))
 }

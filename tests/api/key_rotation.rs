@@ -381,3 +381,70 @@ both_backends! {
         assert_eq!(usage.status.code(), Some(2), "retire without --now is a usage error");
     }
 }
+
+both_backends! {
+    async fn two_server_processes_agree_on_the_jwks_and_the_signing_key_across_a_rotation(backend) {
+        use crate::helpers::{ProcessConfig, basic_header, start_binary};
+        // Real processes on the wall clock, with timings shrunk so a whole
+        // rotation fits in seconds: keys re-read every second, JWKS cached
+        // for one, the next key pre-published for three.
+        let app = spawn_app_with(&backend, fast_rotation).await;
+        app.stop().await;
+        let client = app.create_client(spec("read", &[API])).await;
+        let env = [
+            ("TESSERA_JWKS_MAX_AGE", "1"),
+            ("TESSERA_KEY_CHECK_INTERVAL", "1"),
+            ("TESSERA_KEY_PREPUBLISH", "3"),
+            ("TESSERA_KEY_ROTATION_PERIOD", "86400"),
+        ];
+        let start = |config: ProcessConfig| {
+            actix_web::rt::task::spawn_blocking(move || start_binary(&config, &env))
+        };
+        let (mut a, base_a) = start(ProcessConfig::of(&app)).await.expect("task");
+        let (mut b, base_b) = start(ProcessConfig::of(&app)).await.expect("task");
+        let http = reqwest::Client::new();
+        let jwks = |base: &str| {
+            let (http, url) = (http.clone(), format!("{base}/.well-known/jwks.json"));
+            async move { http.get(url).send().await.expect("GET").bytes().await.expect("body") }
+        };
+        let token_kid = |base: &str| {
+            let (http, url) = (http.clone(), format!("{base}/oauth2/token"));
+            let auth = basic_header(&client.id, &client.secret);
+            async move {
+                let body: Value = http.post(url).header("authorization", auth)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body("grant_type=client_credentials").send().await.expect("POST")
+                    .json().await.expect("JSON");
+                kid_of(body["access_token"].as_str().expect("token"))
+            }
+        };
+        assert_eq!(jwks(&base_a).await, jwks(&base_b).await, "byte-identical JWKS");
+        let first = token_kid(&base_a).await;
+        assert_eq!(token_kid(&base_b).await, first);
+
+        let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["keys", "rotate", "--json"])
+            .current_dir(app.dir.path())
+            .env("TESSERA_DATABASE_URL", &app.db.url)
+            .env("TESSERA_KEYS_DIR", &app.settings.keys_dir)
+            .envs(env)
+            .output()
+            .expect("run");
+        let next = json_of(&out)["kid"].as_str().expect("kid").to_owned();
+        // Within a check interval both publish it, before it signs.
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let (ja, jb) = (jwks(&base_a).await, jwks(&base_b).await);
+        assert_eq!(ja, jb, "both nodes publish the same keys");
+        assert!(kids(&serde_json::from_slice(&ja).expect("JSON")).contains(&next));
+        assert_eq!(token_kid(&base_a).await, first, "the old key still signs during the lead");
+        // After the lead, both sign with the new key.
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(2500)).await;
+        assert_eq!(token_kid(&base_a).await, next);
+        assert_eq!(token_kid(&base_b).await, next);
+        assert_eq!(jwks(&base_a).await, jwks(&base_b).await);
+        for child in [&mut a, &mut b] {
+            child.kill().expect("stop");
+            child.wait().expect("reaped");
+        }
+    }
+}

@@ -1,9 +1,6 @@
 //! Revocation (RFC 7009), client-wide cut-offs, the revocation feed, and
 //! durability of an acknowledged revocation across a crash.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use oauth2::basic::BasicClient;
 use oauth2::{
     AccessToken, ClientId, ClientSecret, IntrospectionUrl, RevocationUrl, StandardRevocableToken,
@@ -12,7 +9,9 @@ use oauth2::{
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::helpers::{TestApp, TestClient, basic_header, claims_of, spawn_app, spec};
+use crate::helpers::{
+    ProcessConfig, TestApp, TestClient, basic_header, claims_of, spawn_app, spec, start_binary,
+};
 
 const API: &str = "https://api.example.com";
 
@@ -232,59 +231,15 @@ both_backends! {
     }
 }
 
-/// Where a test's real server process keeps its state.
-#[derive(Clone)]
-struct ProcessConfig {
-    dir: std::path::PathBuf,
-    db_url: String,
-    keys_dir: std::path::PathBuf,
-}
-
-/// Starts the real binary on an ephemeral port; returns the child and its
-/// base URL once it listens. Blocks: call it from a blocking task.
-fn start_binary(config: &ProcessConfig) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .arg("serve")
-        .current_dir(&config.dir)
-        .env("TESSERA_BIND", "127.0.0.1:0")
-        .env("TESSERA_ISSUER", "https://auth.example.com")
-        .env("TESSERA_DATABASE_URL", &config.db_url)
-        .env("TESSERA_KEYS_DIR", &config.keys_dir)
-        .env("TESSERA_WORKERS", "1")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start tessera");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let port = loop {
-        let line = lines
-            .next()
-            .expect("the server logs until it listens")
-            .expect("UTF-8");
-        if let Some(rest) = line.split("listening on port ").nth(1) {
-            break rest.split(',').next().expect("port").trim().to_owned();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, format!("http://127.0.0.1:{port}"))
-}
-
 both_backends! {
     async fn acknowledged_revocations_survive_a_kill_9(backend) {
         let app = spawn_app(&backend).await;
         app.stop().await;
         let client = app.create_client(spec("read", &[API])).await;
         let http = reqwest::Client::new();
-        let config = ProcessConfig {
-            dir: app.dir.path().to_owned(),
-            db_url: app.db.url.clone(),
-            keys_dir: app.settings.keys_dir.clone(),
-        };
+        let config = ProcessConfig::of(&app);
         let start = |config: ProcessConfig| {
-            actix_web::rt::task::spawn_blocking(move || start_binary(&config))
+            actix_web::rt::task::spawn_blocking(move || start_binary(&config, &[]))
         };
         let (mut server, base) = start(config.clone()).await.expect("task");
         let auth = basic_header(&client.id, &client.secret);
