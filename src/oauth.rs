@@ -102,10 +102,36 @@ pub async fn authenticate_client(
 fn log_auth_failure(client_id: Option<&str>) -> impl Fn(&OAuthError) + '_ {
     move |e| {
         if let OAuthError::InvalidClient { reason } = e {
-            // `{:?}` escapes control characters, so a crafted client id
-            // cannot forge log lines.
-            log::warn!("client authentication failed: client_id={client_id:?} reason={reason}");
+            let shown = client_id.map(loggable_client_id);
+            log::warn!("client authentication failed: client_id={shown:?} reason={reason}");
         }
+    }
+}
+
+/// A presented client id as it may appear in a log. A client that swapped
+/// its id and secret, or pasted both into one field, must not get its secret
+/// logged: anything that is not a plausible id is shown as a hash prefix.
+/// (`{:?}` on the result also escapes control characters, so a crafted id
+/// cannot forge log lines.)
+pub fn loggable_client_id(id: &str) -> String {
+    use crate::token::secret::{CLIENT_SECRET_PREFIX, REFRESH_TOKEN_PREFIX};
+    let plausible = (1..=128).contains(&id.len())
+        && !id.starts_with(CLIENT_SECRET_PREFIX)
+        && !id.starts_with(REFRESH_TOKEN_PREFIX)
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    if plausible {
+        id.to_owned()
+    } else {
+        let digest = crate::crypto::digest::sha256(id.as_bytes());
+        format!(
+            "<not an id; sha256 {}>",
+            digest[..6]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        )
     }
 }
 

@@ -29,6 +29,9 @@ pub enum StoreError {
     Migration(String),
     #[error("invalid database URL: {0}")]
     Url(String),
+    /// The blocking task running the query failed (it panicked): a bug.
+    #[error("database task failed: {0}")]
+    Task(String),
 }
 
 impl StoreError {
@@ -37,9 +40,14 @@ impl StoreError {
         match self {
             Self::Unavailable(_) => true,
             Self::Query(diesel::result::Error::DatabaseError(kind, info)) => {
-                matches!(kind, Kind::ClosedConnection | Kind::UnableToSendCommand)
-                    // SQLite still busy after its busy timeout: retry later.
+                matches!(
+                    kind,
+                    Kind::ClosedConnection | Kind::UnableToSendCommand | Kind::SerializationFailure
+                )
+                    // SQLite still busy after its busy timeout, or a
+                    // PostgreSQL deadlock victim: retrying will do.
                     || info.message().contains("database is locked")
+                    || info.message().contains("deadlock detected")
             }
             _ => false,
         }

@@ -244,10 +244,19 @@ impl KeyStore {
         if snapshot.valid_from <= now && now < snapshot.valid_until {
             return snapshot;
         }
-        match read(&self.ring).snapshot(now) {
+        let ring = read(&self.ring);
+        match ring.snapshot(now) {
             Ok(fresh) => {
                 let fresh = Arc::new(fresh);
-                write(&self.snapshot, Arc::clone(&fresh));
+                // Hold the reload lock so a `replace` cannot slip in between
+                // reading the ring and installing its snapshot.
+                let _reload = match self.applied_reload.lock() {
+                    Ok(guard) => guard,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                if Arc::ptr_eq(&ring, &read(&self.ring)) {
+                    write(&self.snapshot, Arc::clone(&fresh));
+                }
                 fresh
             }
             Err(e) => {

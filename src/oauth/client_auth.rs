@@ -108,11 +108,14 @@ pub fn authenticate(
     now: UnixSeconds,
 ) -> Result<Result<clients::Client, OAuthError>, StoreError> {
     let presented = SecretHash::of(&credentials.secret);
-    let Some(client) = clients::find_client(conn, &credentials.client_id)? else {
+    let found = clients::find_client(conn, &credentials.client_id)?;
+    // The secrets query runs whether or not the client exists, so the number
+    // of round trips does not tell which ids exist.
+    let hashes = clients::live_secret_hashes(conn, &credentials.client_id, now)?;
+    let Some(client) = found else {
         let _ = presented.matches(&DUMMY_HASH);
         return Ok(Err(fail("unknown client")));
     };
-    let hashes = clients::live_secret_hashes(conn, &client.id, now)?;
     // Compare against every live secret, without stopping at the first match.
     let matched = hashes
         .iter()

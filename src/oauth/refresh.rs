@@ -22,13 +22,26 @@ use crate::token::secret::{PlainSecret, REFRESH_TOKEN_PREFIX, SecretHash};
 /// caller learns nothing about other clients' families.
 const INVALID: &str = "the refresh token is invalid, expired or revoked";
 
-/// The rules, applied under the family lock.
-pub fn decide(token: &RefreshTokenRow, family: &Family, now: UnixSeconds, grace: i64) -> Decision {
+/// The rules, applied under the family lock. `head` is the family's live
+/// token. Grace covers exactly one case: the client presents the token whose
+/// successor is the live head, soon after the rotation, because it never saw
+/// the response. Any older token, or a token presented after the window, is
+/// reuse.
+pub fn decide(
+    token: &RefreshTokenRow,
+    family: &Family,
+    head: Option<&RefreshTokenRow>,
+    now: UnixSeconds,
+    grace: i64,
+) -> Decision {
     if family.revoked_at.is_some() || family.expires_at <= now {
         return Decision::Refuse;
     }
+    let succeeded_by_head = head
+        .and_then(|h| h.rotated_from.as_deref())
+        .is_some_and(|from| from == token.token_hash.as_slice());
     match token.used_at {
-        Some(used) if grace > 0 && now - used <= grace => Decision::Reissue,
+        Some(used) if grace > 0 && now - used <= grace && succeeded_by_head => Decision::Reissue,
         Some(_) => Decision::RevokeFamily,
         None if token.expires_at <= now => Decision::Refuse,
         None => Decision::Rotate,
@@ -97,7 +110,7 @@ pub async fn grant(
                         hash.as_bytes(),
                         &family_id,
                         now,
-                        |token, family| decide(token, family, now, grace),
+                        |token, family, head| decide(token, family, head, now, grace),
                         None,
                     )
                 })
@@ -133,7 +146,7 @@ pub async fn grant(
                 hash.as_bytes(),
                 &family_id,
                 now,
-                |token, family| decide(token, family, now, grace),
+                |token, family, head| decide(token, family, head, now, grace),
                 Some(&Issue {
                     token_hash: successor_hash.as_bytes(),
                     token_expires_at: token_expires,
@@ -181,13 +194,14 @@ pub async fn grant(
 mod tests {
     use super::*;
 
-    fn token(used_at: Option<i64>, expires_at: i64) -> RefreshTokenRow {
+    fn token(hash: u8, used_at: Option<i64>, expires_at: i64, from: Option<u8>) -> RefreshTokenRow {
         RefreshTokenRow {
-            token_hash: vec![],
+            token_hash: vec![hash],
             family_id: "f".into(),
             created_at: 0,
             expires_at,
             used_at,
+            rotated_from: from.map(|f| vec![f]),
         }
     }
 
@@ -206,44 +220,66 @@ mod tests {
 
     #[test]
     fn a_live_token_rotates() {
+        let live = token(1, None, 200, None);
         assert_eq!(
-            decide(&token(None, 200), &family(1000, None), 100, 0),
+            decide(&live, &family(1000, None), Some(&live), 100, 0),
             Decision::Rotate
         );
     }
 
     #[test]
     fn a_used_token_revokes_the_family_without_grace() {
+        let head = token(2, None, 200, Some(1));
         assert_eq!(
-            decide(&token(Some(99), 200), &family(1000, None), 100, 0),
+            decide(
+                &token(1, Some(99), 200, None),
+                &family(1000, None),
+                Some(&head),
+                100,
+                0
+            ),
             Decision::RevokeFamily
         );
     }
 
     #[test]
-    fn a_used_token_within_grace_is_reissued_and_after_it_revokes() {
+    fn grace_covers_only_the_heads_predecessor_within_the_window() {
+        let head = token(2, None, 200, Some(1));
+        let f = family(1000, None);
         assert_eq!(
-            decide(&token(Some(90), 200), &family(1000, None), 100, 10),
+            decide(&token(1, Some(90), 200, None), &f, Some(&head), 100, 10),
             Decision::Reissue
         );
+        // Too late.
         assert_eq!(
-            decide(&token(Some(89), 200), &family(1000, None), 100, 10),
+            decide(&token(1, Some(89), 200, None), &f, Some(&head), 100, 10),
+            Decision::RevokeFamily
+        );
+        // Not the head's predecessor (an older generation, or a superseded head).
+        assert_eq!(
+            decide(&token(7, Some(95), 200, None), &f, Some(&head), 100, 10),
+            Decision::RevokeFamily
+        );
+        assert_eq!(
+            decide(&token(1, Some(95), 200, None), &f, None, 100, 10),
             Decision::RevokeFamily
         );
     }
 
     #[test]
     fn expiry_refuses_without_revoking() {
+        let t = token(1, None, 100, None);
         assert_eq!(
-            decide(&token(None, 100), &family(1000, None), 100, 0),
+            decide(&t, &family(1000, None), Some(&t), 100, 0),
+            Decision::Refuse
+        );
+        let t = token(1, None, 200, None);
+        assert_eq!(
+            decide(&t, &family(100, None), Some(&t), 100, 0),
             Decision::Refuse
         );
         assert_eq!(
-            decide(&token(None, 200), &family(100, None), 100, 0),
-            Decision::Refuse
-        );
-        assert_eq!(
-            decide(&token(None, 200), &family(1000, Some(50)), 100, 0),
+            decide(&t, &family(1000, Some(50)), Some(&t), 100, 0),
             Decision::Refuse
         );
     }

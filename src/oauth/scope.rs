@@ -19,11 +19,12 @@ pub fn is_scope_token(token: &str) -> bool {
 impl Scope {
     pub fn parse(text: &str) -> Result<Self, InvalidScopeSyntax> {
         let mut tokens: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for token in text.split(' ').filter(|t| !t.is_empty()) {
             if !is_scope_token(token) {
                 return Err(InvalidScopeSyntax);
             }
-            if !tokens.iter().any(|t| t == token) {
+            if seen.insert(token) {
                 tokens.push(token.to_owned());
             }
         }
@@ -35,7 +36,8 @@ impl Scope {
     }
 
     pub fn is_subset_of(&self, other: &Scope) -> bool {
-        self.0.iter().all(|t| other.0.contains(t))
+        let other: std::collections::HashSet<&str> = other.0.iter().map(String::as_str).collect();
+        self.0.iter().all(|t| other.contains(t.as_str()))
     }
 
     pub fn tokens(&self) -> &[String] {

@@ -196,7 +196,7 @@ impl Database {
             f(&mut conn)
         })
         .await
-        .map_err(|e| StoreError::Unavailable(format!("database task failed: {e}")))?
+        .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     /// Applies pending migrations. On PostgreSQL an advisory lock makes

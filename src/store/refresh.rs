@@ -36,6 +36,8 @@ pub struct RefreshTokenRow {
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
+    /// Hash of the token this one replaced; `None` for a family's first.
+    pub rotated_from: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Insertable)]
@@ -62,6 +64,7 @@ fn insert_issue(
     conn: &mut DbConnection,
     family_id: &str,
     issue: &Issue<'_>,
+    rotated_from: Option<&[u8]>,
     now: UnixSeconds,
 ) -> QueryResult<()> {
     diesel::insert_into(refresh_tokens::table)
@@ -70,6 +73,7 @@ fn insert_issue(
             refresh_tokens::family_id.eq(family_id),
             refresh_tokens::created_at.eq(now),
             refresh_tokens::expires_at.eq(issue.token_expires_at),
+            refresh_tokens::rotated_from.eq(rotated_from),
         ))
         .execute(conn)?;
     diesel::insert_into(family_access_tokens::table)
@@ -92,7 +96,7 @@ pub fn start_family(
         diesel::insert_into(refresh_families::table)
             .values(family)
             .execute(conn)?;
-        insert_issue(conn, family.id, issue, family.created_at)
+        insert_issue(conn, family.id, issue, None, family.created_at)
     })?;
     Ok(())
 }
@@ -115,8 +119,9 @@ pub fn find(
 pub enum Decision {
     /// Use the token up and issue its successor.
     Rotate,
-    /// A used token presented again within the grace window: supersede
-    /// whatever the family has live and issue a new successor.
+    /// The predecessor of the family's live token presented again within the
+    /// grace window (its response was lost): supersede the live token and
+    /// issue a new successor.
     Reissue,
     /// A used token presented again: revoke the whole family.
     RevokeFamily,
@@ -149,7 +154,7 @@ pub fn refresh(
     token_hash: &[u8],
     family_id: &str,
     now: UnixSeconds,
-    decide: impl FnOnce(&RefreshTokenRow, &Family) -> Decision,
+    decide: impl FnOnce(&RefreshTokenRow, &Family, Option<&RefreshTokenRow>) -> Decision,
     issue: Option<&Issue<'_>>,
 ) -> Result<Outcome, StoreError> {
     let mut would_issue = false;
@@ -167,7 +172,14 @@ pub fn refresh(
         let Some((token, family)) = find(conn, token_hash).map_err(into_diesel)? else {
             return Ok(Outcome::Unknown);
         };
-        let decision = decide(&token, &family);
+        // The family's live token, if any: the one a rotation made last.
+        let head = refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq(family_id))
+            .filter(refresh_tokens::used_at.is_null())
+            .select(RefreshTokenRow::as_select())
+            .first(conn)
+            .optional()?;
+        let decision = decide(&token, &family, head.as_ref());
         match decision {
             Decision::Refuse => Err(diesel::result::Error::RollbackTransaction),
             Decision::Rotate | Decision::Reissue => {
@@ -189,7 +201,7 @@ pub fn refresh(
                     // Impossible under the family lock; refuse rather than fork.
                     return Err(diesel::result::Error::RollbackTransaction);
                 }
-                insert_issue(conn, family_id, issue, now)?;
+                insert_issue(conn, family_id, issue, Some(token_hash), now)?;
                 Ok(Outcome::Issued { decision })
             }
             Decision::RevokeFamily => {
@@ -244,9 +256,39 @@ pub(super) fn revoke_family_locked(
         .execute(conn)?;
     mark_family_used(conn, &family.id, now)?;
     lock_feed(conn)?;
+    let added = list_access_tokens(
+        conn,
+        std::slice::from_ref(&family.id),
+        &family.client_id,
+        now,
+    )?;
+    audit(
+        conn,
+        now,
+        kind,
+        &family.client_id,
+        &format!("family {}", family.id),
+    )?;
+    Ok(added)
+}
+
+/// Validators accept a token up to their clock leeway past `exp` (at most
+/// 300 s by configuration), so a token that expired that recently is still
+/// worth listing.
+const LISTING_SLACK: i64 = 300;
+
+/// Puts the access tokens issued from these families on the revocation list
+/// (those not yet listed and still possibly accepted). The caller holds the
+/// feed lock. Returns how many were added.
+pub(super) fn list_access_tokens(
+    conn: &mut DbConnection,
+    family_ids: &[String],
+    client_id: &str,
+    now: UnixSeconds,
+) -> QueryResult<usize> {
     let live: Vec<(String, i64)> = family_access_tokens::table
-        .filter(family_access_tokens::family_id.eq(&family.id))
-        .filter(family_access_tokens::expires_at.gt(now))
+        .filter(family_access_tokens::family_id.eq_any(family_ids))
+        .filter(family_access_tokens::expires_at.gt(now - LISTING_SLACK))
         .select((family_access_tokens::jti, family_access_tokens::expires_at))
         .load(conn)?;
     let already: Vec<Option<String>> = revoked_tokens::table
@@ -261,20 +303,13 @@ pub(super) fn revoke_family_locked(
         diesel::insert_into(revoked_tokens::table)
             .values((
                 revoked_tokens::jti.eq(jti),
-                revoked_tokens::client_id.eq(&family.client_id),
+                revoked_tokens::client_id.eq(client_id),
                 revoked_tokens::expires_at.eq(exp),
                 revoked_tokens::revoked_at.eq(now),
             ))
             .execute(conn)?;
         added += 1;
     }
-    audit(
-        conn,
-        now,
-        kind,
-        &family.client_id,
-        &format!("family {}", family.id),
-    )?;
     Ok(added)
 }
 

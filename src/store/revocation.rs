@@ -105,12 +105,13 @@ pub fn revoke_all(
         )
         .set(refresh_families::revoked_at.eq(now))
         .execute(conn)?;
-        let family_ids = refresh_families::table
+        let family_ids: Vec<String> = refresh_families::table
             .filter(refresh_families::client_id.eq(client_id))
-            .select(refresh_families::id);
+            .select(refresh_families::id)
+            .load(conn)?;
         diesel::update(
             refresh_tokens::table
-                .filter(refresh_tokens::family_id.eq_any(family_ids))
+                .filter(refresh_tokens::family_id.eq_any(&family_ids))
                 .filter(refresh_tokens::used_at.is_null()),
         )
         .set(refresh_tokens::used_at.eq(now))
@@ -137,6 +138,10 @@ pub fn revoke_all(
             .first::<Option<i64>>(conn)?
             .unwrap_or(now);
         lock_feed(conn)?;
+        // The cut-off covers every access token issued until now; listing
+        // the families' tokens as well covers one a refresh racing this
+        // transaction stamped with a later second.
+        super::refresh::list_access_tokens(conn, &family_ids, client_id, now)?;
         diesel::insert_into(revoked_tokens::table)
             .values((
                 revoked_tokens::client_id.eq(client_id),
@@ -166,11 +171,14 @@ pub fn disable_client(
     now: UnixSeconds,
     relevant_until: UnixSeconds,
 ) -> Result<Option<RevokeAll>, StoreError> {
+    // Same lock order as `revoke_all`: families, then the client row.
     conn.transaction(|conn| {
-        if !super::clients::disable_client(conn, client_id, now)? {
+        let Some(done) = revoke_all(conn, client_id, now, relevant_until, "client_disabled")?
+        else {
             return Ok(None);
-        }
-        revoke_all(conn, client_id, now, relevant_until, "client_disabled")
+        };
+        super::clients::disable_client(conn, client_id, now)?;
+        Ok(Some(done))
     })
 }
 

@@ -64,6 +64,7 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         used_at -> Nullable<BigInt>,
+        rotated_from -> Nullable<Binary>,
     }
 }
 

@@ -379,3 +379,24 @@ both_backends! {
         assert_eq!(body["error"], "invalid_grant");
     }
 }
+
+both_backends! {
+    async fn grace_does_not_let_a_thief_and_the_client_take_turns(backend) {
+        // Within the window, a thief replays rt1 and gets a successor; the
+        // client then presents rt2, which is no longer the live token's
+        // predecessor: that is reuse, and the family dies.
+        let app = spawn_app_with(&backend, |s| s.refresh_grace = 30).await;
+        let client = app.create_client(spec("read", &[API])).await;
+        let rt1 = rt_of(&app.token(&client, &[]).await);
+        let (_, second) = refresh(&app, &client, &rt1, &[]).await;
+        let rt2 = rt_of(&second);
+        app.clock.advance(2);
+        let (status, stolen) = refresh(&app, &client, &rt1, &[]).await;
+        assert_eq!(status, 200, "a retry of the head's predecessor");
+        app.clock.advance(2);
+        let (status, body) = refresh(&app, &client, &rt2, &[]).await;
+        assert_eq!(status, INVALID_GRANT);
+        assert_eq!(body["error"], "invalid_grant");
+        assert_eq!(refresh(&app, &client, &rt_of(&stolen), &[]).await.0, INVALID_GRANT, "family revoked");
+    }
+}

@@ -58,7 +58,8 @@ CREATE TABLE refresh_tokens (
     family_id   TEXT NOT NULL REFERENCES refresh_families(id) ON DELETE CASCADE,
     created_at  BIGINT NOT NULL,
     expires_at  BIGINT NOT NULL,          -- idle lifetime
-    used_at     BIGINT
+    used_at     BIGINT,
+    rotated_from BLOB                     -- hash of the token this one replaced
 );
 CREATE INDEX refresh_tokens_family_id ON refresh_tokens(family_id);
 CREATE INDEX refresh_tokens_expires_at ON refresh_tokens(expires_at);
