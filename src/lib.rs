@@ -5,15 +5,28 @@
 //! `store` touches diesel and only `crypto` touches ring; time comes from the
 //! injected [`clock::Clock`]. `docs/architecture.md` draws the whole map.
 
-pub mod cli;
-pub mod clients;
+// Shared by the server and the verifier: time, crypto, tokens, JWKs.
 pub mod clock;
-pub mod config;
 pub mod crypto;
-pub mod http;
-pub mod janitor;
 pub mod keys;
-pub mod oauth;
-pub mod startup;
-pub mod store;
 pub mod token;
+
+#[cfg(feature = "server")]
+pub mod cli;
+#[cfg(feature = "server")]
+pub mod clients;
+#[cfg(feature = "server")]
+pub mod config;
+#[cfg(feature = "server")]
+pub mod http;
+#[cfg(feature = "server")]
+pub mod janitor;
+#[cfg(feature = "server")]
+pub mod oauth;
+#[cfg(feature = "server")]
+pub mod startup;
+#[cfg(feature = "server")]
+pub mod store;
+
+#[cfg(feature = "verifier")]
+pub mod verifier;

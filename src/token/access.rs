@@ -1,9 +1,9 @@
 //! RFC 9068 JWT access tokens.
 
-use jsonwebtoken::{Header, encode};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixSeconds;
+#[cfg(feature = "server")]
 use crate::keys::ActiveKey;
 
 /// RFC 9068 §2.1: the `typ` header of an access token.
@@ -41,10 +41,12 @@ pub struct AccessTokenClaims {
     pub scope: String,
 }
 
+#[cfg(feature = "server")]
 pub fn mint(
     key: &ActiveKey,
     claims: &AccessTokenClaims,
 ) -> Result<String, jsonwebtoken::errors::Error> {
+    use jsonwebtoken::{Header, encode};
     let mut header = Header::new(key.alg.jwt_algorithm());
     header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
     header.kid = Some(key.kid.clone());

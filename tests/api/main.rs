@@ -14,3 +14,4 @@ mod refresh;
 mod revocation;
 mod token;
 mod token_errors;
+mod verifier;

@@ -1,0 +1,180 @@
+//! An actix-web extractor: `BearerToken<S>` in a handler's arguments admits
+//! only requests with a valid access token holding the scopes `S` requires,
+//! and answers everything else as RFC 6750 §3 says.
+//!
+//! The token is read from the `Authorization` header only. A token in the
+//! query string is refused: URLs end up in logs, proxies and browser
+//! histories (RFC 6750 §2.3, RFC 9700 §2.4.3 discourages it).
+//!
+//! ```no_run
+//! use actix_web::{get, web, App, HttpServer};
+//! use tessera::verifier::{BearerToken, RequiredScope, Verifier};
+//!
+//! struct InvoicesRead;
+//! impl RequiredScope for InvoicesRead {
+//!     const SCOPES: &'static [&'static str] = &["invoices:read"];
+//! }
+//!
+//! #[get("/invoices")]
+//! async fn invoices(token: BearerToken<InvoicesRead>) -> String {
+//!     format!("hello, {}", token.claims.client_id)
+//! }
+//! # async fn run(verifier: Verifier) -> std::io::Result<()> {
+//! HttpServer::new(move || App::new().app_data(web::Data::new(verifier.clone())).service(invoices))
+//!     .bind(("127.0.0.1", 8081))?
+//!     .run()
+//!     .await
+//! # }
+//! ```
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
+
+use super::{Rejection, Verifier};
+use crate::token::access::AccessTokenClaims;
+
+/// The scopes a handler requires; every one must be in the token's `scope`.
+pub trait RequiredScope {
+    const SCOPES: &'static [&'static str];
+}
+
+/// Any valid token, whatever its scope.
+pub struct NoScope;
+
+impl RequiredScope for NoScope {
+    const SCOPES: &'static [&'static str] = &[];
+}
+
+/// A verified access token carrying the scopes `S` requires.
+pub struct BearerToken<S: RequiredScope = NoScope> {
+    pub claims: AccessTokenClaims,
+    scope: PhantomData<S>,
+}
+
+/// RFC 6750 §3: the challenge, and the error body beside it.
+fn challenge(
+    status: StatusCode,
+    realm: &str,
+    error: Option<(&str, &str)>,
+    scope: Option<&str>,
+) -> actix_web::Error {
+    let realm = realm.replace(['"', '\\'], "");
+    let mut value = format!("Bearer realm=\"{realm}\"");
+    if let Some((code, description)) = error {
+        value.push_str(&format!(
+            ", error=\"{code}\", error_description=\"{description}\""
+        ));
+    }
+    if let Some(scope) = scope {
+        value.push_str(&format!(", scope=\"{scope}\""));
+    }
+    let mut response = HttpResponse::build(status);
+    response
+        .insert_header((header::WWW_AUTHENTICATE, value))
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    let response = match error {
+        Some((code, description)) => response.json(serde_json::json!({
+            "error": code,
+            "error_description": description,
+        })),
+        None => response.finish(),
+    };
+    actix_web::error::InternalError::from_response("bearer token refused", response).into()
+}
+
+/// The token from the request, or the RFC 6750 error for its absence or
+/// malformation.
+fn bearer(req: &HttpRequest, realm: &str) -> Result<String, actix_web::Error> {
+    let bad = |description| {
+        challenge(
+            StatusCode::BAD_REQUEST,
+            realm,
+            Some(("invalid_request", description)),
+            None,
+        )
+    };
+    if req
+        .query_string()
+        .split('&')
+        .any(|p| p == "access_token" || p.starts_with("access_token="))
+    {
+        return Err(bad(
+            "send the token in the Authorization header, not the URL",
+        ));
+    }
+    let mut values = req.headers().get_all(header::AUTHORIZATION);
+    let Some(value) = values.next() else {
+        // RFC 6750 §3.1: no credentials, no error code.
+        return Err(challenge(StatusCode::UNAUTHORIZED, realm, None, None));
+    };
+    if values.next().is_some() {
+        return Err(bad("more than one Authorization header"));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| bad("malformed Authorization header"))?;
+    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(challenge(StatusCode::UNAUTHORIZED, realm, None, None));
+    }
+    let token = token.trim();
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        return Err(bad("malformed Bearer token"));
+    }
+    Ok(token.to_owned())
+}
+
+impl<S: RequiredScope + 'static> FromRequest for BearerToken<S> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let verifier = req.app_data::<web::Data<Verifier>>().cloned();
+        let req = req.clone();
+        Box::pin(async move {
+            let Some(verifier) = verifier else {
+                log::error!("BearerToken used without web::Data<Verifier> in the app");
+                return Err(actix_web::error::ErrorInternalServerError("not configured"));
+            };
+            let realm = verifier.audience().to_owned();
+            let token = bearer(&req, &realm)?;
+            let claims = match verifier.verify(&token).await {
+                Ok(claims) => claims,
+                Err(Rejection::KeysUnavailable) => {
+                    return Err(actix_web::error::ErrorServiceUnavailable(
+                        "token keys unavailable",
+                    ));
+                }
+                Err(e) => {
+                    log::debug!("bearer token refused: {e}");
+                    return Err(challenge(
+                        StatusCode::UNAUTHORIZED,
+                        &realm,
+                        Some(("invalid_token", "the access token is invalid")),
+                        None,
+                    ));
+                }
+            };
+            let granted: Vec<&str> = claims.scope.split(' ').collect();
+            if !S::SCOPES.iter().all(|s| granted.contains(s)) {
+                return Err(challenge(
+                    StatusCode::FORBIDDEN,
+                    &realm,
+                    Some((
+                        "insufficient_scope",
+                        "the access token lacks a required scope",
+                    )),
+                    Some(&S::SCOPES.join(" ")),
+                ));
+            }
+            Ok(BearerToken {
+                claims,
+                scope: PhantomData,
+            })
+        })
+    }
+}

@@ -1,0 +1,277 @@
+//! `tessera::verifier` end to end against a spawned Tessera: discovery,
+//! strict verification, the JWKS refetch limits, the revocation feed, key
+//! rotation, and the actix-web extractor's RFC 6750 answers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpResponse, test as atest, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::json;
+use tessera::token::verify::VerifyError;
+use tessera::verifier::{BearerToken, Rejection, RequiredScope, Verifier};
+
+use crate::both_backends;
+use crate::helpers::{TestApp, TestClient, spawn_app, spawn_app_with, spec};
+
+const API: &str = "https://api.example.com";
+
+async fn verifier_for(app: &TestApp) -> Verifier {
+    Verifier::builder(app.issuer.clone(), API)
+        .clock(app.clock.clone())
+        .discover()
+        .await
+        .expect("discovery")
+}
+
+async fn resource_server(app: &TestApp) -> TestClient {
+    let mut rs = spec("", &[]);
+    rs.can_introspect = true;
+    app.create_client(rs).await
+}
+
+both_backends! {
+    async fn a_valid_token_passes_and_the_wrong_audience_does_not(backend) {
+        let app = spawn_app(&backend).await;
+        let client = app.create_client(spec("read", &[API, "https://other.example.com"])).await;
+        let verifier = verifier_for(&app).await;
+        let token = app.access_token(&client).await;
+        let claims = verifier.verify(&token).await.expect("valid");
+        assert_eq!(claims.client_id, client.id);
+        assert_eq!(claims.scope, "read");
+
+        let other = app.token(&client, &[("resource", "https://other.example.com")]).await;
+        assert_eq!(
+            verifier.verify(other["access_token"].as_str().expect("token")).await,
+            Err(Rejection::Invalid(VerifyError::Audience))
+        );
+        // A refresh token is no access token (checklist C12).
+        let rt = app.token(&client, &[]).await["refresh_token"].as_str().expect("rt").to_owned();
+        assert!(matches!(verifier.verify(&rt).await, Err(Rejection::Invalid(_))));
+    }
+}
+
+both_backends! {
+    async fn discovery_insists_on_the_exact_issuer_and_a_secure_url(backend) {
+        let app = spawn_app(&backend).await;
+        let trailing = Verifier::builder(format!("{}/", app.issuer), API).discover().await;
+        assert!(trailing.is_err(), "the metadata's issuer has no trailing slash");
+        let insecure = Verifier::builder("http://auth.example.com", API).discover().await;
+        assert!(matches!(insecure, Err(tessera::verifier::DiscoveryError::InsecureUrl(_))));
+    }
+}
+
+fn forge(token: &str, header: serde_json::Value, claims: Option<serde_json::Value>) -> String {
+    let mut parts = token.split('.');
+    let (_, p, s) = (
+        parts.next(),
+        parts.next().expect("payload"),
+        parts.next().expect("sig"),
+    );
+    let payload = claims.map_or(p.to_owned(), |c| URL_SAFE_NO_PAD.encode(c.to_string()));
+    format!(
+        "{}.{payload}.{s}",
+        URL_SAFE_NO_PAD.encode(header.to_string())
+    )
+}
+
+both_backends! {
+    async fn forged_tokens_are_refused_with_a_typed_error(backend) {
+        let app = spawn_app(&backend).await;
+        let client = app.create_client(spec("read", &[API])).await;
+        let verifier = verifier_for(&app).await;
+        let token = app.access_token(&client).await;
+        let header: serde_json::Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD.decode(token.split('.').next().expect("h")).expect("b64"),
+        )
+        .expect("JSON");
+        let kid = header["kid"].clone();
+        let mut claims = crate::helpers::claims_of(&token);
+        claims["scope"] = json!("admin");
+        for (name, forged) in [
+            ("alg none", forge(&token, json!({"alg": "none", "typ": "at+jwt", "kid": kid}), None)),
+            ("HS256", forge(&token, json!({"alg": "HS256", "typ": "at+jwt", "kid": kid}), None)),
+            ("typ JWT", forge(&token, json!({"alg": "ES256", "typ": "JWT", "kid": kid}), None)),
+            ("jku", forge(&token, json!({"alg": "ES256", "typ": "at+jwt", "kid": kid, "jku": "http://127.0.0.1:9/x"}), None)),
+            ("payload", forge(&token, header.clone(), Some(claims.clone()))),
+            ("zero signature", {
+                let (hp, _) = token.rsplit_once('.').expect("sig");
+                format!("{hp}.{}", URL_SAFE_NO_PAD.encode([0u8; 64]))
+            }),
+        ] {
+            assert!(
+                matches!(verifier.verify(&forged).await, Err(Rejection::Invalid(_))),
+                "{name} was accepted"
+            );
+        }
+        assert!(verifier.verify(&token).await.is_ok(), "the genuine token still passes");
+    }
+}
+
+both_backends! {
+    async fn a_flood_of_unknown_kids_causes_at_most_one_jwks_fetch(backend) {
+        let app = spawn_app(&backend).await;
+        let client = app.create_client(spec("read", &[API])).await;
+        let verifier = verifier_for(&app).await;
+        let token = app.access_token(&client).await;
+        let before = verifier.jwks_fetches();
+        let (_, p_and_s) = token.split_once('.').expect("parts");
+        let checks = (0..200).map(|i| {
+            let forged = format!(
+                "{}.{p_and_s}",
+                URL_SAFE_NO_PAD.encode(json!({"alg": "ES256", "typ": "at+jwt", "kid": format!("forged-{i}")}).to_string())
+            );
+            let verifier = verifier.clone();
+            async move { verifier.verify(&forged).await }
+        });
+        for result in futures_util::future::join_all(checks).await {
+            assert_eq!(result, Err(Rejection::Invalid(VerifyError::UnknownKey)));
+        }
+        assert!(verifier.jwks_fetches() - before <= 1, "fetched {} times", verifier.jwks_fetches() - before);
+    }
+}
+
+both_backends! {
+    async fn revoked_and_cut_off_tokens_are_refused_within_one_poll(backend) {
+        let app = spawn_app(&backend).await;
+        let rs = resource_server(&app).await;
+        let client = app.create_client(spec("read", &[API])).await;
+        let interval = Duration::from_millis(200);
+        let verifier = Verifier::builder(app.issuer.clone(), API)
+            .clock(app.clock.clone())
+            .follow_revocations(rs.id.clone(), rs.secret.clone(), interval)
+            .discover()
+            .await
+            .expect("discovery");
+        let revoked = app.access_token(&client).await;
+        let cut = app.access_token(&client).await;
+        assert!(verifier.verify(&revoked).await.is_ok());
+        assert_eq!(app.revoke(&client, &revoked).await.status(), 200);
+        // Within one poll interval (plus a margin for a busy machine).
+        let refused_within = |token: String| {
+            let verifier = verifier.clone();
+            async move {
+                let started = std::time::Instant::now();
+                while started.elapsed() < interval * 10 {
+                    if verifier.verify(&token).await == Err(Rejection::Revoked) {
+                        return Some(started.elapsed());
+                    }
+                    actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+                }
+                None
+            }
+        };
+        assert!(refused_within(revoked).await.is_some(), "revocation never reached the verifier");
+        assert!(verifier.verify(&cut).await.is_ok());
+        app.revoke_all(&client.id).await;
+        assert!(refused_within(cut).await.is_some(), "the cut-off never reached the verifier");
+        app.clock.advance(1);
+        let fresh = app.access_token(&client).await;
+        assert!(verifier.verify(&fresh).await.is_ok(), "new tokens pass after a cut-off");
+    }
+}
+
+both_backends! {
+    async fn verification_continues_without_a_failure_across_a_key_rotation(backend) {
+        // JWKS cached for one second (real time), so the verifier refreshes
+        // during the pre-publication lead like a validator honouring max-age.
+        let app = spawn_app_with(&backend, |s| {
+            s.jwks_max_age = 1;
+            s.key_rotation_period = 7200;
+            s.key_prepublish = 360;
+        })
+        .await;
+        let client = app.create_client(spec("read", &[API])).await;
+        let verifier = verifier_for(&app).await;
+        let mut failures = Vec::new();
+        let mut kids = std::collections::HashSet::new();
+        for _ in 0..3 {
+            app.clock.advance(7200 - 360);
+            app.keys.run_once().await.expect("maintenance: the next key is published");
+            // The verifier's cache expires during the lead.
+            actix_web::rt::time::sleep(Duration::from_millis(1100)).await;
+            for _ in 0..2 {
+                let token = app.access_token(&client).await;
+                if let Err(e) = verifier.verify(&token).await {
+                    failures.push(e);
+                }
+                app.clock.advance(180);
+                app.keys.run_once().await.expect("maintenance");
+                let token = app.access_token(&client).await;
+                kids.insert(token.split('.').next().expect("h").to_owned());
+                if let Err(e) = verifier.verify(&token).await {
+                    failures.push(e);
+                }
+            }
+        }
+        assert!(kids.len() >= 3, "three keys signed");
+        assert_eq!(failures, Vec::<Rejection>::new());
+    }
+}
+
+struct Read;
+impl RequiredScope for Read {
+    const SCOPES: &'static [&'static str] = &["read"];
+}
+
+struct Admin;
+impl RequiredScope for Admin {
+    const SCOPES: &'static [&'static str] = &["admin"];
+}
+
+async fn read_handler(token: BearerToken<Read>) -> HttpResponse {
+    HttpResponse::Ok().body(token.claims.client_id)
+}
+
+async fn admin_handler(_token: BearerToken<Admin>) -> HttpResponse {
+    HttpResponse::Ok().finish()
+}
+
+both_backends! {
+    async fn the_extractor_answers_as_rfc_6750_says(backend) {
+        let app = spawn_app(&backend).await;
+        let client = app.create_client(spec("read", &[API])).await;
+        let verifier = Arc::new(verifier_for(&app).await);
+        let rs = atest::init_service(
+            App::new()
+                .app_data(web::Data::from(verifier))
+                .route("/read", web::get().to(read_handler))
+                .route("/admin", web::get().to(admin_handler)),
+        )
+        .await;
+        let token = app.access_token(&client).await;
+        let call = |uri: &str, auth: Option<String>| {
+            let mut req = atest::TestRequest::get().uri(uri);
+            if let Some(a) = auth {
+                req = req.insert_header(("authorization", a));
+            }
+            req.to_request()
+        };
+        let www = |resp: &actix_web::dev::ServiceResponse| {
+            resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+        };
+
+        let ok = atest::call_service(&rs, call("/read", Some(format!("Bearer {token}")))).await;
+        assert_eq!(ok.status(), 200);
+        let lower = atest::call_service(&rs, call("/read", Some(format!("bearer {token}")))).await;
+        assert_eq!(lower.status(), 200, "the scheme is case-insensitive");
+
+        let none = atest::call_service(&rs, call("/read", None)).await;
+        assert_eq!(none.status(), 401);
+        assert!(www(&none).starts_with("Bearer realm=") && !www(&none).contains("error="), "{}", www(&none));
+
+        let bad = atest::call_service(&rs, call("/read", Some("Bearer not.a.token".into()))).await;
+        assert_eq!(bad.status(), 401);
+        assert!(www(&bad).contains("error=\"invalid_token\""));
+
+        let scope = atest::call_service(&rs, call("/admin", Some(format!("Bearer {token}")))).await;
+        assert_eq!(scope.status(), 403);
+        assert!(www(&scope).contains("error=\"insufficient_scope\"") && www(&scope).contains("scope=\"admin\""));
+
+        let query = atest::call_service(&rs, call(&format!("/read?access_token={token}"), None)).await;
+        assert_eq!(query.status(), 400);
+        let empty = atest::call_service(&rs, call("/read", Some("Bearer ".into()))).await;
+        assert_eq!(empty.status(), 400);
+    }
+}
