@@ -20,7 +20,7 @@
 //! let verifier = Verifier::builder("https://auth.example.com", "https://api.example.com")
 //!     .discover()
 //!     .await?;
-//! let claims = verifier.verify("eyJ0eXAiOiJhdCtqd3Qi...").await?;
+//! let claims = verifier.verify("eyJ0eXAiOiJhdCtqd3Qi...", verifier.expectations()).await?;
 //! println!("{} may {}", claims.client_id, claims.scope);
 //! # Ok(()) }
 //! ```
@@ -35,11 +35,53 @@ use std::time::Duration;
 use base64::Engine;
 use serde::Deserialize;
 
-pub use extractor::{BearerToken, NoScope, RequiredScope};
+pub use extractor::{BearerOptions, BearerToken, NoScope, RequiredScope};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::token::access::AccessTokenClaims;
-use crate::token::verify::{self, Expectations, VerifyError};
+use crate::token::verify::{self, VerifyError};
+
+/// What a token must satisfy besides being a valid token of the issuer.
+/// The audience is required by construction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectations {
+    audience: String,
+    scopes: Vec<String>,
+    introspect: bool,
+}
+
+impl Expectations {
+    /// The token's `aud` must contain `audience`.
+    pub fn new(audience: impl Into<String>) -> Self {
+        Self {
+            audience: audience.into(),
+            scopes: Vec::new(),
+            introspect: false,
+        }
+    }
+
+    /// Every one of `scopes` must be in the token's `scope`.
+    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Also ask the issuer's introspection endpoint (needs
+    /// [`VerifierBuilder::introspection`]): revocations count at once, at
+    /// the cost of a call per token.
+    pub fn introspect(mut self, yes: bool) -> Self {
+        self.introspect = yes;
+        self
+    }
+
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    pub fn required_scopes(&self) -> &[String] {
+        &self.scopes
+    }
+}
 
 /// Why a token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +90,11 @@ pub enum Rejection {
     Invalid(VerifyError),
     #[error("the token has been revoked")]
     Revoked,
+    #[error("the token lacks a required scope")]
+    InsufficientScope,
+    /// Introspection was asked for and could not be done.
+    #[error("the issuer's introspection endpoint is unavailable")]
+    IntrospectionUnavailable,
     /// No usable keys: the JWKS could not be fetched and the cache is older
     /// than `max_stale`. Fails closed.
     #[error("the issuer's keys are unavailable")]
@@ -77,6 +124,7 @@ struct FeedCredentials {
 pub struct VerifierBuilder {
     issuer: String,
     audience: String,
+    introspection: Option<(String, String)>,
     leeway: Duration,
     min_refetch_interval: Duration,
     max_stale: Duration,
@@ -93,8 +141,11 @@ pub struct Verifier {
 
 struct Inner {
     issuer: String,
-    audience: String,
+    expectations: Expectations,
     leeway: i64,
+    http: reqwest::Client,
+    /// Endpoint and Basic credentials, when introspection is configured.
+    introspection: Option<(String, String)>,
     clock: SharedClock,
     jwks: jwks::JwksCache,
     revocations: Option<Arc<revocations::RevocationList>>,
@@ -109,19 +160,84 @@ impl Verifier {
             leeway: Duration::from_secs(30),
             min_refetch_interval: Duration::from_secs(30),
             max_stale: Duration::from_secs(3600),
+            introspection: None,
             feed: None,
             http: None,
             clock: Arc::new(SystemClock),
         }
     }
 
-    /// Verifies `token`; returns its claims.
-    pub async fn verify(&self, token: &str) -> Result<AccessTokenClaims, Rejection> {
+    /// The expectations given to the builder: its audience, no scope.
+    pub fn expectations(&self) -> &Expectations {
+        &self.inner.expectations
+    }
+
+    /// Verifies `token` against `expect`; returns its claims.
+    pub async fn verify(
+        &self,
+        token: &str,
+        expect: &Expectations,
+    ) -> Result<AccessTokenClaims, Rejection> {
+        let claims = self.verify_offline(token, expect).await?;
+        let granted: Vec<&str> = claims.scope.split(' ').collect();
+        if !expect.scopes.iter().all(|s| granted.contains(&s.as_str())) {
+            return Err(Rejection::InsufficientScope);
+        }
+        if expect.introspect && !self.introspect(token).await? {
+            return Err(Rejection::Revoked);
+        }
+        Ok(claims)
+    }
+
+    /// RFC 7662: asks the issuer whether the token is active.
+    async fn introspect(&self, token: &str) -> Result<bool, Rejection> {
+        let (url, authorization) = self
+            .inner
+            .introspection
+            .as_ref()
+            .ok_or(Rejection::IntrospectionUnavailable)?;
+        let encoded: String = token
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let response = self
+            .inner
+            .http
+            .post(url)
+            .header(reqwest::header::AUTHORIZATION, authorization)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(format!("token={encoded}"))
+            .send()
+            .await
+            .map_err(|_| Rejection::IntrospectionUnavailable)?;
+        if !response.status().is_success() {
+            return Err(Rejection::IntrospectionUnavailable);
+        }
+        let answer: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|_| Rejection::IntrospectionUnavailable)?;
+        Ok(answer["active"] == serde_json::Value::Bool(true))
+    }
+
+    async fn verify_offline(
+        &self,
+        token: &str,
+        wanted: &Expectations,
+    ) -> Result<AccessTokenClaims, Rejection> {
         let inner = &self.inner;
         let leeway = inner.leeway;
-        let expect = Expectations {
+        let expect = verify::Expectations {
             issuer: &inner.issuer,
-            audience: Some(&inner.audience),
+            audience: Some(&wanted.audience),
             now: inner.clock.now(),
             expiry_leeway: leeway,
             not_before_leeway: leeway,
@@ -169,7 +285,7 @@ impl Verifier {
     }
 
     pub fn audience(&self) -> &str {
-        &self.inner.audience
+        &self.inner.expectations.audience
     }
 }
 
@@ -211,6 +327,17 @@ impl VerifierBuilder {
         self
     }
 
+    /// Credentials for the introspection endpoint (a client created with
+    /// `--can-introspect`), for [`Expectations::introspect`].
+    pub fn introspection(
+        mut self,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        self.introspection = Some((client_id.into(), client_secret.into()));
+        self
+    }
+
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
         self.http = Some(http);
         self
@@ -230,6 +357,7 @@ impl VerifierBuilder {
             issuer: String,
             jwks_uri: Option<String>,
             revocation_feed_endpoint: Option<String>,
+            introspection_endpoint: Option<String>,
         }
         require_secure(&self.issuer)?;
         let http = match self.http {
@@ -293,11 +421,23 @@ impl VerifierBuilder {
             }
             None => None,
         };
+        let introspection = match &self.introspection {
+            Some((id, secret)) => {
+                let url = metadata
+                    .introspection_endpoint
+                    .ok_or(DiscoveryError::Metadata("introspection_endpoint"))?;
+                require_secure(&url)?;
+                Some((url, basic_auth(id, secret)))
+            }
+            None => None,
+        };
         let verifier = Verifier {
             inner: Arc::new(Inner {
                 issuer: self.issuer,
-                audience: self.audience,
+                expectations: Expectations::new(self.audience),
                 leeway,
+                http: http.clone(),
+                introspection,
                 clock: self.clock,
                 jwks,
                 revocations,
@@ -375,4 +515,24 @@ fn basic_auth(id: &str, secret: &str) -> String {
             encode(secret)
         ))
     )
+}
+
+/// Percent-decoding of a query value (`+` is a space); `None` if malformed.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
 }

@@ -2,9 +2,12 @@
 //! only requests with a valid access token holding the scopes `S` requires,
 //! and answers everything else as RFC 6750 §3 says.
 //!
-//! The token is read from the `Authorization` header only. A token in the
-//! query string is refused: URLs end up in logs, proxies and browser
-//! histories (RFC 6750 §2.3, RFC 9700 §2.4.3 discourages it).
+//! The token is read from the `Authorization` header. A token in the query
+//! string (RFC 6750 §2.3) is refused unless the app opts in with
+//! [`BearerOptions`]: URLs end up in logs, proxies and browser histories,
+//! which is why RFC 6750 §2.3 and RFC 9700 discourage it. A token in both
+//! places is always refused (RFC 6750 §2: one method per request). Tokens in
+//! a form body (§2.2) are not read.
 //!
 //! ```no_run
 //! use actix_web::{get, web, App, HttpServer};
@@ -34,7 +37,7 @@ use std::pin::Pin;
 use actix_web::http::{StatusCode, header};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
 
-use super::{Rejection, Verifier};
+use super::{Expectations, Rejection, Verifier};
 use crate::token::access::AccessTokenClaims;
 
 /// The scopes a handler requires; every one must be in the token's `scope`.
@@ -47,6 +50,13 @@ pub struct NoScope;
 
 impl RequiredScope for NoScope {
     const SCOPES: &'static [&'static str] = &[];
+}
+
+/// Opt-ins for the extractor, given as `app_data(BearerOptions { .. })`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BearerOptions {
+    /// Accept `?access_token=` when no `Authorization` header is sent.
+    pub allow_query_token: bool,
 }
 
 /// A verified access token carrying the scopes `S` requires.
@@ -88,7 +98,11 @@ fn challenge(
 
 /// The token from the request, or the RFC 6750 error for its absence or
 /// malformation.
-fn bearer(req: &HttpRequest, realm: &str) -> Result<String, actix_web::Error> {
+fn bearer(
+    req: &HttpRequest,
+    realm: &str,
+    options: BearerOptions,
+) -> Result<String, actix_web::Error> {
     let bad = |description| {
         challenge(
             StatusCode::BAD_REQUEST,
@@ -97,20 +111,35 @@ fn bearer(req: &HttpRequest, realm: &str) -> Result<String, actix_web::Error> {
             None,
         )
     };
-    if req
+    let in_query: Vec<&str> = req
         .query_string()
         .split('&')
-        .any(|p| p == "access_token" || p.starts_with("access_token="))
-    {
-        return Err(bad(
-            "send the token in the Authorization header, not the URL",
-        ));
-    }
+        .filter_map(|p| p.strip_prefix("access_token="))
+        .collect();
+    let query_named = req
+        .query_string()
+        .split('&')
+        .any(|p| p == "access_token" || p.starts_with("access_token="));
     let mut values = req.headers().get_all(header::AUTHORIZATION);
     let Some(value) = values.next() else {
+        if query_named {
+            if !options.allow_query_token {
+                return Err(bad(
+                    "send the token in the Authorization header, not the URL",
+                ));
+            }
+            return match in_query.as_slice() {
+                [token] if !token.is_empty() => crate::verifier::percent_decode(token)
+                    .ok_or_else(|| bad("malformed access_token")),
+                _ => Err(bad("malformed access_token")),
+            };
+        }
         // RFC 6750 §3.1: no credentials, no error code.
         return Err(challenge(StatusCode::UNAUTHORIZED, realm, None, None));
     };
+    if query_named {
+        return Err(bad("send the token in one place only"));
+    }
     if values.next().is_some() {
         return Err(bad("more than one Authorization header"));
     }
@@ -134,6 +163,7 @@ impl<S: RequiredScope + 'static> FromRequest for BearerToken<S> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let verifier = req.app_data::<web::Data<Verifier>>().cloned();
+        let options = req.app_data::<BearerOptions>().copied().unwrap_or_default();
         let req = req.clone();
         Box::pin(async move {
             let Some(verifier) = verifier else {
@@ -141,12 +171,24 @@ impl<S: RequiredScope + 'static> FromRequest for BearerToken<S> {
                 return Err(actix_web::error::ErrorInternalServerError("not configured"));
             };
             let realm = verifier.audience().to_owned();
-            let token = bearer(&req, &realm)?;
-            let claims = match verifier.verify(&token).await {
+            let token = bearer(&req, &realm, options)?;
+            let expect = Expectations::new(realm.clone()).scopes(S::SCOPES.iter().copied());
+            let claims = match verifier.verify(&token, &expect).await {
                 Ok(claims) => claims,
-                Err(Rejection::KeysUnavailable) => {
+                Err(Rejection::KeysUnavailable | Rejection::IntrospectionUnavailable) => {
                     return Err(actix_web::error::ErrorServiceUnavailable(
                         "token keys unavailable",
+                    ));
+                }
+                Err(Rejection::InsufficientScope) => {
+                    return Err(challenge(
+                        StatusCode::FORBIDDEN,
+                        &realm,
+                        Some((
+                            "insufficient_scope",
+                            "the access token lacks a required scope",
+                        )),
+                        Some(&S::SCOPES.join(" ")),
                     ));
                 }
                 Err(e) => {
@@ -159,18 +201,6 @@ impl<S: RequiredScope + 'static> FromRequest for BearerToken<S> {
                     ));
                 }
             };
-            let granted: Vec<&str> = claims.scope.split(' ').collect();
-            if !S::SCOPES.iter().all(|s| granted.contains(s)) {
-                return Err(challenge(
-                    StatusCode::FORBIDDEN,
-                    &realm,
-                    Some((
-                        "insufficient_scope",
-                        "the access token lacks a required scope",
-                    )),
-                    Some(&S::SCOPES.join(" ")),
-                ));
-            }
             Ok(BearerToken {
                 claims,
                 scope: PhantomData,

@@ -37,18 +37,18 @@ both_backends! {
         let client = app.create_client(spec("read", &[API, "https://other.example.com"])).await;
         let verifier = verifier_for(&app).await;
         let token = app.access_token(&client).await;
-        let claims = verifier.verify(&token).await.expect("valid");
+        let claims = verifier.verify(&token, verifier.expectations()).await.expect("valid");
         assert_eq!(claims.client_id, client.id);
         assert_eq!(claims.scope, "read");
 
         let other = app.token(&client, &[("resource", "https://other.example.com")]).await;
         assert_eq!(
-            verifier.verify(other["access_token"].as_str().expect("token")).await,
+            verifier.verify(other["access_token"].as_str().expect("token"), verifier.expectations()).await,
             Err(Rejection::Invalid(VerifyError::Audience))
         );
         // A refresh token is no access token (checklist C12).
         let rt = app.token(&client, &[]).await["refresh_token"].as_str().expect("rt").to_owned();
-        assert!(matches!(verifier.verify(&rt).await, Err(Rejection::Invalid(_))));
+        assert!(matches!(verifier.verify(&rt, verifier.expectations()).await, Err(Rejection::Invalid(_))));
     }
 }
 
@@ -101,11 +101,11 @@ both_backends! {
             }),
         ] {
             assert!(
-                matches!(verifier.verify(&forged).await, Err(Rejection::Invalid(_))),
+                matches!(verifier.verify(&forged, verifier.expectations()).await, Err(Rejection::Invalid(_))),
                 "{name} was accepted"
             );
         }
-        assert!(verifier.verify(&token).await.is_ok(), "the genuine token still passes");
+        assert!(verifier.verify(&token, verifier.expectations()).await.is_ok(), "the genuine token still passes");
     }
 }
 
@@ -123,7 +123,7 @@ both_backends! {
                 URL_SAFE_NO_PAD.encode(json!({"alg": "ES256", "typ": "at+jwt", "kid": format!("forged-{i}")}).to_string())
             );
             let verifier = verifier.clone();
-            async move { verifier.verify(&forged).await }
+            async move { verifier.verify(&forged, verifier.expectations()).await }
         });
         for result in futures_util::future::join_all(checks).await {
             assert_eq!(result, Err(Rejection::Invalid(VerifyError::UnknownKey)));
@@ -146,7 +146,7 @@ both_backends! {
             .expect("discovery");
         let revoked = app.access_token(&client).await;
         let cut = app.access_token(&client).await;
-        assert!(verifier.verify(&revoked).await.is_ok());
+        assert!(verifier.verify(&revoked, verifier.expectations()).await.is_ok());
         assert_eq!(app.revoke(&client, &revoked).await.status(), 200);
         // Within one poll interval (plus a margin for a busy machine).
         let refused_within = |token: String| {
@@ -154,7 +154,7 @@ both_backends! {
             async move {
                 let started = std::time::Instant::now();
                 while started.elapsed() < interval * 10 {
-                    if verifier.verify(&token).await == Err(Rejection::Revoked) {
+                    if verifier.verify(&token, verifier.expectations()).await == Err(Rejection::Revoked) {
                         return Some(started.elapsed());
                     }
                     actix_web::rt::time::sleep(Duration::from_millis(20)).await;
@@ -163,12 +163,12 @@ both_backends! {
             }
         };
         assert!(refused_within(revoked).await.is_some(), "revocation never reached the verifier");
-        assert!(verifier.verify(&cut).await.is_ok());
+        assert!(verifier.verify(&cut, verifier.expectations()).await.is_ok());
         app.revoke_all(&client.id).await;
         assert!(refused_within(cut).await.is_some(), "the cut-off never reached the verifier");
         app.clock.advance(1);
         let fresh = app.access_token(&client).await;
-        assert!(verifier.verify(&fresh).await.is_ok(), "new tokens pass after a cut-off");
+        assert!(verifier.verify(&fresh, verifier.expectations()).await.is_ok(), "new tokens pass after a cut-off");
     }
 }
 
@@ -193,14 +193,14 @@ both_backends! {
             actix_web::rt::time::sleep(Duration::from_millis(1100)).await;
             for _ in 0..2 {
                 let token = app.access_token(&client).await;
-                if let Err(e) = verifier.verify(&token).await {
+                if let Err(e) = verifier.verify(&token, verifier.expectations()).await {
                     failures.push(e);
                 }
                 app.clock.advance(180);
                 app.keys.run_once().await.expect("maintenance");
                 let token = app.access_token(&client).await;
                 kids.insert(token.split('.').next().expect("h").to_owned());
-                if let Err(e) = verifier.verify(&token).await {
+                if let Err(e) = verifier.verify(&token, verifier.expectations()).await {
                     failures.push(e);
                 }
             }
@@ -273,5 +273,96 @@ both_backends! {
         assert_eq!(query.status(), 400);
         let empty = atest::call_service(&rs, call("/read", Some("Bearer ".into()))).await;
         assert_eq!(empty.status(), 400);
+    }
+}
+
+both_backends! {
+    async fn expectations_carry_the_audience_the_scopes_and_introspection(backend) {
+        use tessera::verifier::Expectations;
+        let app = spawn_app(&backend).await;
+        let rs = resource_server(&app).await;
+        let client = app.create_client(spec("read write", &[API])).await;
+        let verifier = Verifier::builder(app.issuer.clone(), API)
+            .clock(app.clock.clone())
+            .introspection(rs.id.clone(), rs.secret.clone())
+            .discover()
+            .await
+            .expect("discovery");
+        let token = app.access_token(&client).await;
+        assert!(verifier.verify(&token, &Expectations::new(API).scopes(["read"])).await.is_ok());
+        assert_eq!(
+            verifier.verify(&token, &Expectations::new(API).scopes(["admin"])).await,
+            Err(Rejection::InsufficientScope)
+        );
+        assert_eq!(
+            verifier.verify(&token, &Expectations::new("https://elsewhere.example.com")).await,
+            Err(Rejection::Invalid(VerifyError::Audience))
+        );
+        // Per call, introspection sees a revocation at once, without a feed.
+        let live = Expectations::new(API).introspect(true);
+        assert!(verifier.verify(&token, &live).await.is_ok());
+        assert_eq!(app.revoke(&client, &token).await.status(), 200);
+        assert!(verifier.verify(&token, verifier.expectations()).await.is_ok(), "offline, it still looks valid");
+        assert_eq!(verifier.verify(&token, &live).await, Err(Rejection::Revoked));
+    }
+}
+
+both_backends! {
+    async fn more_forged_and_dead_tokens_fail_with_the_right_error(backend) {
+        let app = spawn_app(&backend).await;
+        let client = app.create_client(spec("read", &[API])).await;
+        let verifier = verifier_for(&app).await;
+        let token = app.access_token(&client).await;
+        let (h, rest) = token.split_once('.').expect("parts");
+        let (p, s) = rest.split_once('.').expect("parts");
+        let header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).expect("b64")).expect("JSON");
+        let kid = header["kid"].clone();
+        let e = |x| Err::<(), _>(Rejection::Invalid(x));
+        let check = |forged: String, want: Result<(), Rejection>| {
+            let verifier = verifier.clone();
+            async move {
+                let got = verifier.verify(&forged, verifier.expectations()).await.map(|_| ());
+                assert_eq!(got, want, "{forged}");
+            }
+        };
+        check(forge(&token, json!({"alg": "ES256", "typ": "at+jwt", "kid": kid, "crit": ["exp"]}), None), e(VerifyError::Header)).await;
+        check(forge(&token, json!({"alg": "ES256", "typ": "at+jwt", "kid": kid, "x5u": "http://127.0.0.1:9/c"}), None), e(VerifyError::Header)).await;
+        check(forge(&token, json!({"alg": "ES256", "typ": "at+jwt", "kid": "../../dev/null"}), None), e(VerifyError::UnknownKey)).await;
+        check(format!("{h}.{p}"), e(VerifyError::Malformed)).await;
+        check(format!("{h}.{p}.{s}.{s}"), e(VerifyError::Malformed)).await;
+        check(format!("{h}.{p}.{s}="), e(VerifyError::Malformed)).await;
+        let mut claims = crate::helpers::claims_of(&token);
+        claims["exp"] = json!("9999999999");
+        check(forge(&token, header.clone(), Some(claims)), e(VerifyError::Signature)).await;
+        // Expired and not-yet-valid, by moving the verifier's clock.
+        app.clock.advance(300 + 31);
+        check(token.clone(), e(VerifyError::Expired)).await;
+        app.clock.advance(-(300 + 31) - 3600);
+        check(token, e(VerifyError::NotYetValid)).await;
+    }
+}
+
+both_backends! {
+    async fn a_query_token_is_accepted_only_when_the_app_opts_in(backend) {
+        use tessera::verifier::BearerOptions;
+        let app = spawn_app(&backend).await;
+        let client = app.create_client(spec("read", &[API])).await;
+        let verifier = Arc::new(verifier_for(&app).await);
+        let rs = atest::init_service(
+            App::new()
+                .app_data(web::Data::from(verifier))
+                .app_data(BearerOptions { allow_query_token: true })
+                .route("/read", web::get().to(read_handler)),
+        )
+        .await;
+        let token = app.access_token(&client).await;
+        let query = atest::TestRequest::get().uri(&format!("/read?access_token={token}")).to_request();
+        assert_eq!(atest::call_service(&rs, query).await.status(), 200);
+        let both = atest::TestRequest::get()
+            .uri(&format!("/read?access_token={token}"))
+            .insert_header(("authorization", format!("Bearer {token}")))
+            .to_request();
+        assert_eq!(atest::call_service(&rs, both).await.status(), 400, "one method per request");
     }
 }
