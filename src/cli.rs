@@ -97,6 +97,9 @@ pub enum ClientCommand {
     /// Revoke every refresh token of a client and every access token issued
     /// to it until now (the client keeps working with new tokens).
     RevokeAll(IdArgs),
+    /// Give a client a new secret (shown once); the old one keeps working
+    /// for the grace period.
+    RotateSecret(RotateSecretArgs),
     /// Delete a client and its secrets.
     Delete(IdArgs),
 }
@@ -136,6 +139,18 @@ pub struct CreateArgs {
     /// Use this client id instead of a generated UUID.
     #[arg(long)]
     pub id: Option<String>,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateSecretArgs {
+    /// The client id.
+    pub id: String,
+    /// How long the old secret keeps working: `24h` (default), `30m`,
+    /// `3600`; `0` stops it at once (for a compromised secret).
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    pub grace: String,
     #[command(flatten)]
     pub output: JsonFlag,
 }
@@ -364,6 +379,29 @@ fn client(settings: &Settings, cmd: ClientCommand) -> ExitCode {
                             "ies"
                         },
                         args.id
+                    );
+                }
+            }
+            ClientCommand::RotateSecret(args) => {
+                let grace =
+                    clients::parse_duration(&args.grace).ok_or_else(|| ClientError::Invalid {
+                        field: "--grace",
+                        message: format!("{:?} is not a duration like 24h, 30m or 0", args.grace),
+                    })?;
+                let (secret, rotation) = clients::rotate_secret(&mut conn, &args.id, grace, now)?;
+                if args.output.json {
+                    print_json(&serde_json::json!({
+                        "client_id": args.id,
+                        "client_secret": secret.expose(),
+                        "previous_secret_expires_at": rotation.previous_expires_at,
+                    }));
+                } else {
+                    println!("client_id:     {}", args.id);
+                    println!("client_secret: {}", secret.expose());
+                    eprintln!(
+                        "Store the secret now: it is shown only once. The previous secret works until {} ({} s from now).",
+                        rotation.previous_expires_at,
+                        rotation.previous_expires_at - now
                     );
                 }
             }

@@ -271,3 +271,64 @@ pub fn delete(
         Err(ClientError::NotFound(id.to_owned()))
     }
 }
+
+/// A new secret for the client, shown once; the previous one keeps working
+/// for `grace` seconds (0: it stops now, for a compromise).
+pub fn rotate_secret(
+    conn: &mut DbConnection,
+    id: &str,
+    grace: i64,
+    now: UnixSeconds,
+) -> Result<(PlainSecret, clients::SecretRotation), ClientError> {
+    if !(0..=MAX_SECRET_GRACE).contains(&grace) {
+        return Err(invalid(
+            "--grace",
+            format!("must be between 0 and {MAX_SECRET_GRACE} seconds (30 days)"),
+        ));
+    }
+    let secret = PlainSecret::generate(CLIENT_SECRET_PREFIX)?;
+    let rotation = clients::rotate_secret(conn, id, secret.hash().as_bytes(), now, now + grace)?
+        .ok_or_else(|| ClientError::NotFound(id.to_owned()))?;
+    Ok((secret, rotation))
+}
+
+/// The longest a replaced secret may keep working.
+pub const MAX_SECRET_GRACE: i64 = 30 * 86_400;
+
+/// Default grace for a routine rotation: a day to roll the new secret out.
+pub const DEFAULT_SECRET_GRACE: i64 = 86_400;
+
+/// `90`, `90s`, `15m`, `24h`, `7d` → seconds.
+pub fn parse_duration(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: i64 = digits.parse().ok()?;
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_a_unit_or_mean_seconds() {
+        assert_eq!(parse_duration("0"), Some(0));
+        assert_eq!(parse_duration("90"), Some(90));
+        assert_eq!(parse_duration("15m"), Some(900));
+        assert_eq!(parse_duration("24h"), Some(86_400));
+        assert_eq!(parse_duration("7d"), Some(604_800));
+        for bad in ["", "h", "1w", "-1", "1.5h", "99999999999999999999d"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+}

@@ -162,3 +162,87 @@ pub fn enabled_scope_lists(conn: &mut DbConnection) -> Result<Vec<String>, Store
 pub fn count_clients(conn: &mut DbConnection) -> Result<i64, StoreError> {
     Ok(clients::table.count().get_result(conn)?)
 }
+
+/// What a secret rotation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretRotation {
+    /// When the secret used until now stops working.
+    pub previous_expires_at: i64,
+}
+
+/// Adds a new secret; the live one keeps working until `previous_expires_at`
+/// (at most: a secret already due to expire sooner keeps its time). Any
+/// older secret still inside an earlier grace period stops now, so a client
+/// never has more than two live secrets. `None` when there is no such
+/// client.
+pub fn rotate_secret(
+    conn: &mut DbConnection,
+    client_id: &str,
+    new_hash: &[u8],
+    now: UnixSeconds,
+    previous_expires_at: i64,
+) -> Result<Option<SecretRotation>, StoreError> {
+    conn.transaction(|conn| {
+        // The client row first: it serialises rotations of one client.
+        let exists = diesel::update(clients::table.find(client_id))
+            .set(clients::updated_at.eq(now))
+            .execute(conn)?
+            > 0;
+        if !exists {
+            return Ok(None);
+        }
+        let mut live: Vec<(String, i64, Option<i64>)> = client_secrets::table
+            .filter(client_secrets::client_id.eq(client_id))
+            .filter(
+                client_secrets::expires_at
+                    .is_null()
+                    .or(client_secrets::expires_at.gt(now)),
+            )
+            .order(client_secrets::created_at.desc())
+            .select((
+                client_secrets::id,
+                client_secrets::created_at,
+                client_secrets::expires_at,
+            ))
+            .load(conn)?;
+        // The current secret (no expiry yet) first, then the newest.
+        live.sort_by_key(|(_, created_at, expires_at)| {
+            (expires_at.is_some(), std::cmp::Reverse(*created_at))
+        });
+        let mut previous_end = now;
+        for (n, (id, _, expires_at)) in live.iter().enumerate() {
+            // The newest live secret gets the grace; older ones end now.
+            let end = if n == 0 {
+                expires_at.map_or(previous_expires_at, |e| e.min(previous_expires_at))
+            } else {
+                now
+            };
+            if n == 0 {
+                previous_end = end;
+            }
+            diesel::update(client_secrets::table.find(id))
+                .set(client_secrets::expires_at.eq(end))
+                .execute(conn)?;
+        }
+        let secret_id = uuid::Uuid::new_v4().to_string();
+        diesel::insert_into(client_secrets::table)
+            .values(&NewClientSecret {
+                id: &secret_id,
+                client_id,
+                secret_hash: new_hash,
+                created_at: now,
+                expires_at: None,
+            })
+            .execute(conn)?;
+        super::revocation::audit(
+            conn,
+            now,
+            "secret_rotated",
+            client_id,
+            &format!("previous secret valid until {previous_end}"),
+        )?;
+        Ok(Some(SecretRotation {
+            previous_expires_at: previous_end,
+        }))
+    })
+}

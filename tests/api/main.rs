@@ -12,6 +12,7 @@ mod key_rotation;
 mod keys;
 mod refresh;
 mod revocation;
+mod secrets;
 mod token;
 mod token_errors;
 mod verifier;
