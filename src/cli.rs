@@ -45,6 +45,28 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Work with tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Check a token against this issuer (signature, expiry, revocation,
+    /// audience) and say what is wrong with it, if anything. Exits 0 when
+    /// it is valid, 1 when it is not.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The access token (a JWT) or refresh token.
+    pub token: String,
+    /// Also require this audience.
+    #[arg(long, value_name = "URI")]
+    pub audience: Option<String>,
+    #[command(flatten)]
+    pub output: JsonFlag,
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +214,7 @@ pub fn run() -> ExitCode {
             ExitCode::from(2)
         }
         Command::Keys(cmd) => keys(&settings, cmd),
+        Command::Token(TokenCommand::Inspect(args)) => inspect_token(&settings, args),
     }
 }
 
@@ -545,6 +568,59 @@ fn keys(settings: &Settings, cmd: KeysCommand) -> ExitCode {
             eprintln!("tessera: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn inspect_token(settings: &Settings, args: InspectArgs) -> ExitCode {
+    let issuer = match (&settings.issuer, settings.bind_addr()) {
+        (Some(issuer), _) => issuer.clone(),
+        (None, Ok(addr)) => format!("http://{addr}"),
+        (None, Err(e)) => {
+            eprintln!("tessera: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = startup::open_database_for_command(settings).and_then(|(db, _)| {
+        crate::inspect::inspect(
+            &mut *db.conn()?,
+            &args.token,
+            &issuer,
+            args.audience.as_deref(),
+            settings.clock_leeway,
+            SystemClock.now(),
+        )
+    });
+    let inspection = match result {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.output.json {
+        print_json(&inspection);
+    } else {
+        println!("kind:    {}", inspection.kind.replace('_', " "));
+        if let Some(claims) = &inspection.claims {
+            for name in ["client_id", "scope", "aud", "iat", "exp", "jti"] {
+                if let Some(v) = claims.get(name) {
+                    println!("{:<8} {v}", format!("{name}:"));
+                }
+            }
+        }
+        if inspection.valid {
+            println!("verdict: valid for issuer {issuer}");
+        } else {
+            println!("verdict: NOT valid");
+            for p in &inspection.problems {
+                println!("  - {p}");
+            }
+        }
+    }
+    if inspection.valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -20,6 +20,8 @@ pub mod config;
 #[cfg(feature = "server")]
 pub mod http;
 #[cfg(feature = "server")]
+pub mod inspect;
+#[cfg(feature = "server")]
 pub mod janitor;
 #[cfg(feature = "server")]
 pub mod oauth;

@@ -6,6 +6,7 @@ mod helpers;
 
 mod cli;
 mod discovery;
+mod inspect;
 mod interop;
 mod introspection;
 mod key_rotation;
