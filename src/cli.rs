@@ -48,6 +48,23 @@ pub enum Command {
     /// Work with tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Read the audit log, newest first.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only events of this client.
+    #[arg(long = "client", value_name = "ID")]
+    pub client: Option<String>,
+    /// Only events since T: Unix seconds, or a duration ago (24h, 30m, 7d).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// At most this many events.
+    #[arg(long, default_value_t = 100)]
+    pub limit: i64,
+    #[command(flatten)]
+    pub output: JsonFlag,
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,6 +232,7 @@ pub fn run() -> ExitCode {
         }
         Command::Keys(cmd) => keys(&settings, cmd),
         Command::Token(TokenCommand::Inspect(args)) => inspect_token(&settings, args),
+        Command::Audit(args) => audit(&settings, args),
     }
 }
 
@@ -564,6 +582,56 @@ fn keys(settings: &Settings, cmd: KeysCommand) -> ExitCode {
     })();
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn audit(settings: &Settings, args: AuditArgs) -> ExitCode {
+    let now = SystemClock.now();
+    let since = match args.since.as_deref() {
+        None => None,
+        // A number past 2001 is an instant; anything else a duration ago.
+        Some(t) => match t.parse::<i64>() {
+            Ok(n) if n > 1_000_000_000 => Some(n),
+            _ => match clients::parse_duration(t) {
+                Some(ago) => Some(now - ago),
+                None => {
+                    eprintln!(
+                        "tessera: --since: {t:?} is neither Unix seconds nor a duration like 24h"
+                    );
+                    return ExitCode::from(2);
+                }
+            },
+        },
+    };
+    if !(1..=10_000).contains(&args.limit) {
+        eprintln!("tessera: --limit: must be between 1 and 10000");
+        return ExitCode::from(2);
+    }
+    let result = startup::open_database_for_command(settings).and_then(|(db, _)| {
+        crate::store::audit::list(&mut *db.conn()?, args.client.as_deref(), since, args.limit)
+    });
+    match result {
+        Ok(events) => {
+            if args.output.json {
+                print_json(&events);
+            } else {
+                for e in events {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        e.at,
+                        e.kind,
+                        e.client_id.as_deref().unwrap_or("-"),
+                        e.source.as_deref().unwrap_or("-"),
+                        e.detail.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("tessera: {e}");
             ExitCode::FAILURE

@@ -186,6 +186,9 @@ pub struct ClientView {
     pub can_introspect: bool,
     /// Access tokens issued at or before this instant are revoked.
     pub tokens_valid_after: Option<i64>,
+    /// When the client last obtained a token (updated at most once a
+    /// minute): finds stale credentials.
+    pub last_token_at: Option<i64>,
     pub disabled: bool,
     pub disabled_at: Option<i64>,
     pub created_at: i64,
@@ -206,6 +209,7 @@ impl From<clients::Client> for ClientView {
             refresh_family_ttl: c.refresh_family_ttl,
             can_introspect: c.can_introspect,
             tokens_valid_after: c.tokens_valid_after,
+            last_token_at: c.last_token_at,
             disabled_at: c.disabled_at,
             created_at: c.created_at,
             updated_at: c.updated_at,

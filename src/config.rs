@@ -72,6 +72,8 @@ pub struct Settings {
     /// Seconds between key checks: rotation when due, and re-reading keys
     /// made elsewhere (`TESSERA_KEY_CHECK_INTERVAL`).
     pub key_check_interval: i64,
+    /// Seconds audit events are kept (`TESSERA_AUDIT_RETENTION`).
+    pub audit_retention: i64,
 }
 
 impl Default for Settings {
@@ -99,6 +101,7 @@ impl Default for Settings {
             key_prepublish: 86_400,
             key_retention: 2 * 86_400,
             key_check_interval: 60,
+            audit_retention: 90 * 86_400,
         }
     }
 }
@@ -288,6 +291,9 @@ impl Settings {
         if let Some(v) = env("TESSERA_KEY_CHECK_INTERVAL") {
             self.key_check_interval = parsed("TESSERA_KEY_CHECK_INTERVAL", &v)?;
         }
+        if let Some(v) = env("TESSERA_AUDIT_RETENTION") {
+            self.audit_retention = parsed("TESSERA_AUDIT_RETENTION", &v)?;
+        }
         Ok(())
     }
 
@@ -355,6 +361,12 @@ impl Settings {
             ));
         }
         self.signing_algorithm()?;
+        if self.audit_retention < 86_400 {
+            return Err(invalid(
+                "TESSERA_AUDIT_RETENTION",
+                "must be at least 86400 seconds (one day)",
+            ));
+        }
         if !(1..=3600).contains(&self.key_check_interval) {
             return Err(invalid(
                 "TESSERA_KEY_CHECK_INTERVAL",

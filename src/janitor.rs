@@ -16,12 +16,17 @@ pub struct Janitor {
     pub clock: SharedClock,
     pub interval: Duration,
     pub leeway: i64,
+    /// Seconds audit events are kept.
+    pub audit_retention: i64,
 }
 
 impl Janitor {
     pub async fn sweep_once(&self) -> Result<Swept, StoreError> {
-        let cutoff = self.clock.now() - self.leeway;
-        self.db.run(move |conn| cleanup::sweep(conn, cutoff)).await
+        let now = self.clock.now();
+        let (cutoff, audit_before) = (now - self.leeway, now - self.audit_retention);
+        self.db
+            .run(move |conn| cleanup::sweep(conn, cutoff, audit_before))
+            .await
     }
 
     /// Sweeps every `interval`, for ever; a failed sweep is logged and

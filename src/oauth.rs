@@ -82,21 +82,72 @@ pub async fn authenticate_client(
     authorization: Option<&str>,
     body_client_id: Option<String>,
     body_client_secret: Option<String>,
+    source: Option<&str>,
 ) -> Result<Client, OAuthError> {
-    let credentials = client_auth::PresentedCredentials::extract(
+    let now = state.clock.now();
+    let credentials = match client_auth::PresentedCredentials::extract(
         authorization,
         body_client_id,
         body_client_secret,
-    )
-    .inspect_err(log_auth_failure(None))?;
-    let now = state.clock.now();
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            log_auth_failure(None)(&e);
+            audit_auth_failure(state, &e, None, source, now).await;
+            return Err(e);
+        }
+    };
     let client_id = credentials.client_id.clone();
-    state
+    let result = state
         .db
         .run(move |conn| client_auth::authenticate(conn, &credentials, now))
         .await
-        .map_err(OAuthError::from)?
-        .inspect_err(log_auth_failure(Some(&client_id)))
+        .map_err(OAuthError::from)?;
+    if let Err(e) = &result {
+        log_auth_failure(Some(&client_id))(e);
+        audit_auth_failure(state, e, Some(&client_id), source, now).await;
+    }
+    result
+}
+
+/// Best effort: a failed audit write is logged, and the caller still gets
+/// its `invalid_client`.
+async fn audit_auth_failure(
+    state: &OAuthState,
+    error: &OAuthError,
+    client_id: Option<&str>,
+    source: Option<&str>,
+    now: i64,
+) {
+    let OAuthError::InvalidClient { reason } = error else {
+        return;
+    };
+    let shown = client_id.map(loggable_client_id);
+    // Only a plausible id goes in the client_id column; anything else is
+    // described, never stored verbatim.
+    let (column, detail) = match (client_id, shown) {
+        (Some(id), Some(shown)) if id == shown => (Some(shown), (*reason).to_owned()),
+        (_, Some(shown)) => (None, format!("{reason}; presented id {shown}")),
+        (_, None) => (None, (*reason).to_owned()),
+    };
+    let source = source.map(str::to_owned);
+    let written = state
+        .db
+        .run(move |conn| {
+            crate::store::audit::record(
+                conn,
+                now,
+                "client_auth_failed",
+                column.as_deref(),
+                source.as_deref(),
+                &detail,
+            )
+            .map_err(crate::store::StoreError::from)
+        })
+        .await;
+    if let Err(e) = written {
+        log::warn!("audit: cannot record a failed authentication: {e}");
+    }
 }
 
 fn log_auth_failure(client_id: Option<&str>) -> impl Fn(&OAuthError) + '_ {
@@ -140,6 +191,7 @@ pub async fn token(
     state: &OAuthState,
     params: Vec<(String, String)>,
     authorization: Option<&str>,
+    source: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let request = request::TokenRequest::from_params(params)?;
     let client = authenticate_client(
@@ -147,9 +199,21 @@ pub async fn token(
         authorization,
         request.client_id,
         request.client_secret,
+        source,
     )
     .await?;
     let now = state.clock.now();
+    // At most one write a minute per client, to find stale credentials.
+    if client.last_token_at.is_none_or(|t| now - t >= 60) {
+        let id = client.id.clone();
+        if let Err(e) = state
+            .db
+            .run(move |conn| crate::store::clients::touch_last_token(conn, &id, now))
+            .await
+        {
+            log::warn!("cannot record last_token_at: {e}");
+        }
+    }
     match request.grant {
         request::Grant::ClientCredentials { scope, resources } => {
             client_credentials::grant(state, client, scope.as_deref(), &resources, now).await

@@ -182,6 +182,7 @@ impl Application {
             clock: clock.clone(),
             interval: Duration::from_secs(settings.janitor_interval),
             leeway: settings.clock_leeway,
+            audit_retention: settings.audit_retention,
         };
         let state = web::Data::new(HttpState {
             oauth: OAuthState {

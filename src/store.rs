@@ -6,6 +6,7 @@
 //! their models in the submodules and use portable types only (text ids,
 //! integer Unix seconds, binary hashes), so no query branches on the backend.
 
+pub mod audit;
 pub mod cleanup;
 pub mod clients;
 mod connection;

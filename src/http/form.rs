@@ -73,3 +73,10 @@ pub fn single_header(
             reason: "Authorization header is not visible ASCII",
         })
 }
+
+/// The caller's address for the audit log: the TCP peer. (Behind a reverse
+/// proxy this is the proxy; reading `X-Forwarded-For` from trusted proxies
+/// is not implemented yet.)
+pub fn peer(req: &HttpRequest) -> Option<String> {
+    req.peer_addr().map(|a| a.ip().to_string())
+}

@@ -6,7 +6,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::HttpState;
-use super::form::single_header;
+use super::form::{peer, single_header};
 use crate::oauth::revoke::FEED_PAGE_MAX;
 use crate::oauth::{self, OAuthError, form, request};
 
@@ -43,7 +43,14 @@ pub async fn revocations(
         ));
     }
     let authorization = single_header(&req, header::AUTHORIZATION)?;
-    let caller = oauth::authenticate_client(&state.oauth, authorization, None, None).await?;
+    let caller = oauth::authenticate_client(
+        &state.oauth,
+        authorization,
+        None,
+        None,
+        peer(&req).as_deref(),
+    )
+    .await?;
     let page = oauth::revoke::feed(&state.oauth, &caller, after, limit).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))

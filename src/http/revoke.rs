@@ -4,7 +4,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::HttpState;
-use super::form::{read_form, single_header};
+use super::form::{peer, read_form, single_header};
 use crate::oauth::request::TokenOperationRequest;
 use crate::oauth::{self, OAuthError};
 
@@ -21,6 +21,7 @@ pub async fn revoke(
         authorization,
         request.client_id,
         request.client_secret,
+        peer(&req).as_deref(),
     )
     .await?;
     oauth::revoke::revoke(&state.oauth, &caller, request.token).await?;

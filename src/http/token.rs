@@ -4,7 +4,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::HttpState;
-use super::form::{read_form, single_header};
+use super::form::{peer, read_form, single_header};
 use crate::oauth::{self, OAuthError};
 
 pub async fn token(
@@ -14,7 +14,7 @@ pub async fn token(
 ) -> Result<HttpResponse, OAuthError> {
     let params = read_form(&req, payload, state.max_body_bytes).await?;
     let authorization = single_header(&req, header::AUTHORIZATION)?;
-    let response = oauth::token(&state.oauth, params, authorization).await?;
+    let response = oauth::token(&state.oauth, params, authorization, peer(&req).as_deref()).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))

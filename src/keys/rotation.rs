@@ -87,6 +87,12 @@ fn install(
 ) -> Result<(), KeyError> {
     let at = row.activates_at;
     signing_keys::insert_key(conn, row)?;
+    signing_keys::audit_key(
+        conn,
+        row.created_at,
+        "key_published",
+        &format!("key {} ({}) signs from {at}", row.kid, row.alg),
+    )?;
     for old in rows
         .iter()
         .filter(|r| r.activates_at <= at && r.retires_at.is_none())
@@ -192,6 +198,12 @@ pub fn retire_now(
         let was_signing = signing_at(target, now);
         let was_pending = target.activates_at > now;
         signing_keys::set_retirement(conn, kid, now, now)?;
+        signing_keys::audit_key(
+            conn,
+            now,
+            "key_retired",
+            &format!("key {kid} retired at once"),
+        )?;
         if was_pending {
             // Withdrawing the next key: whatever it was to replace keeps
             // signing, as if the rotation had never started.

@@ -8,7 +8,8 @@
 use diesel::prelude::*;
 
 use super::schema::{
-    family_access_tokens, refresh_families, refresh_tokens, revoked_tokens, signing_keys,
+    audit_events, family_access_tokens, refresh_families, refresh_tokens, revoked_tokens,
+    signing_keys,
 };
 use super::{DbConnection, StoreError};
 use crate::clock::UnixSeconds;
@@ -21,6 +22,8 @@ pub struct Swept {
     pub revoked_tokens: usize,
     /// Keys past their removal: their sealed private halves go too.
     pub signing_keys: usize,
+    /// Audit events older than the retention.
+    pub audit_events: usize,
 }
 
 impl Swept {
@@ -30,13 +33,18 @@ impl Swept {
             + self.family_access_tokens
             + self.revoked_tokens
             + self.signing_keys
+            + self.audit_events
     }
 }
 
 /// Deletes everything that expired before `cutoff` (the caller passes now
 /// minus the clock leeway, so a token a validator still accepts is never
 /// forgotten early).
-pub fn sweep(conn: &mut DbConnection, cutoff: UnixSeconds) -> Result<Swept, StoreError> {
+pub fn sweep(
+    conn: &mut DbConnection,
+    cutoff: UnixSeconds,
+    audit_before: UnixSeconds,
+) -> Result<Swept, StoreError> {
     let refresh_tokens =
         diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.lt(cutoff)))
             .execute(conn)?;
@@ -54,11 +62,15 @@ pub fn sweep(conn: &mut DbConnection, cutoff: UnixSeconds) -> Result<Swept, Stor
     let signing_keys =
         diesel::delete(signing_keys::table.filter(signing_keys::removes_at.lt(cutoff)))
             .execute(conn)?;
+    let audit_events =
+        diesel::delete(audit_events::table.filter(audit_events::at.lt(audit_before)))
+            .execute(conn)?;
     Ok(Swept {
         families,
         refresh_tokens,
         family_access_tokens,
         revoked_tokens,
         signing_keys,
+        audit_events,
     })
 }

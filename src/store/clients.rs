@@ -86,6 +86,17 @@ pub fn insert_client(
                 expires_at: None,
             })
             .execute(conn)?;
+        super::audit::record(
+            conn,
+            client.created_at,
+            "client_created",
+            Some(client.id),
+            None,
+            &format!(
+                "scope {:?}, audiences {:?}",
+                client.scopes, client.audiences
+            ),
+        )?;
         Ok(())
     })
 }
@@ -149,6 +160,18 @@ pub fn disable_client(
 /// Returns false when there is no such client.
 pub fn delete_client(conn: &mut DbConnection, id: &str) -> Result<bool, StoreError> {
     Ok(diesel::delete(clients::table.find(id)).execute(conn)? > 0)
+}
+
+/// Records that the client obtained a token (to find stale credentials).
+pub fn touch_last_token(
+    conn: &mut DbConnection,
+    id: &str,
+    now: UnixSeconds,
+) -> Result<(), StoreError> {
+    diesel::update(clients::table.find(id))
+        .set(clients::last_token_at.eq(now))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// The scope lists of every enabled client, for `scopes_supported`.

@@ -13,7 +13,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{audit_events, clients, refresh_families, refresh_tokens, revoked_tokens};
+use super::schema::{clients, refresh_families, refresh_tokens, revoked_tokens};
 use super::{DbConnection, StoreError};
 use crate::clock::UnixSeconds;
 
@@ -32,15 +32,7 @@ pub(super) fn audit(
     client_id: &str,
     detail: &str,
 ) -> QueryResult<()> {
-    diesel::insert_into(audit_events::table)
-        .values((
-            audit_events::at.eq(now),
-            audit_events::kind.eq(kind),
-            audit_events::client_id.eq(client_id),
-            audit_events::detail.eq(detail),
-        ))
-        .execute(conn)?;
-    Ok(())
+    super::audit::record(conn, now, kind, Some(client_id), None, detail)
 }
 
 /// Puts an access token on the list until `expires_at`. Returns false when

@@ -91,6 +91,17 @@ pub fn set_retirement(
     Ok(())
 }
 
+/// Records a key event in the audit log.
+pub fn audit_key(
+    conn: &mut DbConnection,
+    at: i64,
+    kind: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
+    super::audit::record(conn, at, kind, None, None, detail)?;
+    Ok(())
+}
+
 /// Cancels a scheduled retirement: the key signs and stays published.
 pub fn clear_retirement(conn: &mut DbConnection, kid: &str) -> Result<(), StoreError> {
     diesel::update(signing_keys::table.find(kid))
