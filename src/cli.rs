@@ -130,6 +130,10 @@ pub enum ClientCommand {
     List(JsonFlag),
     /// Show one client.
     Show(IdArgs),
+    /// Change a client's name, scopes, audiences, lifetimes or permissions.
+    Update(UpdateArgs),
+    /// Let a disabled client obtain tokens again (tokens it held stay revoked).
+    Enable(IdArgs),
     /// Disable a client: it can no longer obtain tokens, and everything it
     /// holds is revoked.
     Disable(IdArgs),
@@ -178,6 +182,41 @@ pub struct CreateArgs {
     /// Use this client id instead of a generated UUID.
     #[arg(long)]
     pub id: Option<String>,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The client id.
+    pub id: String,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Replaces the scopes.
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// Replaces the audiences (repeat for several).
+    #[arg(long = "audience", value_name = "URI")]
+    pub audiences: Vec<String>,
+    /// Removes every audience (the server's default audience applies).
+    #[arg(long, conflicts_with = "audiences")]
+    pub clear_audiences: bool,
+    #[arg(long, value_name = "SECONDS")]
+    pub access_token_ttl: Option<i64>,
+    #[arg(long, conflicts_with = "no_refresh_tokens")]
+    pub refresh_tokens: bool,
+    #[arg(long)]
+    pub no_refresh_tokens: bool,
+    #[arg(long, value_name = "SECONDS")]
+    pub refresh_token_ttl: Option<i64>,
+    #[arg(long, value_name = "SECONDS")]
+    pub refresh_family_ttl: Option<i64>,
+    /// Grant the introspection permission.
+    #[arg(long, conflicts_with = "no_introspect")]
+    pub can_introspect: bool,
+    /// Withdraw the introspection permission.
+    #[arg(long)]
+    pub no_introspect: bool,
     #[command(flatten)]
     pub output: JsonFlag,
 }
@@ -389,6 +428,46 @@ fn client(settings: &Settings, cmd: ClientCommand) -> ExitCode {
                     println!("disabled:         {}", view.disabled);
                 }
             }
+            ClientCommand::Update(args) => {
+                let change = clients::ClientUpdate {
+                    name: args.name,
+                    scope: args.scope,
+                    audiences: if args.clear_audiences {
+                        Some(Vec::new())
+                    } else if args.audiences.is_empty() {
+                        None
+                    } else {
+                        Some(args.audiences)
+                    },
+                    access_token_ttl: args.access_token_ttl,
+                    refresh_tokens: match (args.refresh_tokens, args.no_refresh_tokens) {
+                        (true, _) => Some(true),
+                        (_, true) => Some(false),
+                        _ => None,
+                    },
+                    refresh_token_ttl: args.refresh_token_ttl,
+                    refresh_family_ttl: args.refresh_family_ttl,
+                    can_introspect: match (args.can_introspect, args.no_introspect) {
+                        (true, _) => Some(true),
+                        (_, true) => Some(false),
+                        _ => None,
+                    },
+                };
+                let view = clients::update(&mut conn, &args.id, &change, now)?;
+                if args.output.json {
+                    print_json(&view);
+                } else {
+                    println!("updated client {}", view.client_id);
+                }
+            }
+            ClientCommand::Enable(args) => {
+                let view = clients::enable(&mut conn, &args.id, now)?;
+                if args.output.json {
+                    print_json(&view);
+                } else {
+                    println!("enabled client {}", view.client_id);
+                }
+            }
             ClientCommand::Disable(args) => {
                 let done = clients::disable(&mut conn, &args.id, now, settings.clock_leeway)?;
                 if args.output.json {
@@ -491,17 +570,7 @@ fn keys(settings: &Settings, cmd: KeysCommand) -> ExitCode {
                     ))
                 })
         };
-        let describe = |row: &signing_keys::SigningKeyRow| {
-            serde_json::json!({
-                "kid": row.kid,
-                "alg": row.alg,
-                "state": keyset::key_state(row, now),
-                "created_at": row.created_at,
-                "activates_at": row.activates_at,
-                "retires_at": row.retires_at,
-                "removes_at": row.removes_at,
-            })
-        };
+        let describe = |row: &signing_keys::SigningKeyRow| keyset::KeySummary::of(row, now);
         match cmd {
             KeysCommand::List(out) => {
                 let rows = signing_keys::list_keys(&mut conn)?;

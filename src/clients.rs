@@ -79,6 +79,63 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
+fn check_name(name: &str) -> Result<String, ClientError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+        return Err(invalid(
+            "--name",
+            "1 to 200 characters, no control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_scope(scope: &str) -> Result<String, ClientError> {
+    Scope::parse(scope).map(|s| s.to_string()).map_err(|_| {
+        invalid(
+            "--scope",
+            "space-separated tokens of printable ASCII without \" or \\ (RFC 6749 §3.3)",
+        )
+    })
+}
+
+/// Validated, without repeats, space-joined as stored.
+fn check_audiences(audiences: &[String]) -> Result<String, ClientError> {
+    let mut kept: Vec<&str> = Vec::new();
+    for aud in audiences {
+        if !is_valid_uri(aud) {
+            return Err(invalid(
+                "--audience",
+                format!("{aud:?} is not an absolute URI without a fragment"),
+            ));
+        }
+        if !kept.contains(&aud.as_str()) {
+            kept.push(aud);
+        }
+    }
+    Ok(kept.join(" "))
+}
+
+fn check_access_ttl(ttl: i64) -> Result<i64, ClientError> {
+    if !(1..=MAX_ACCESS_TOKEN_TTL).contains(&ttl) {
+        return Err(invalid(
+            "--access-token-ttl",
+            format!("must be between 1 and {MAX_ACCESS_TOKEN_TTL} seconds"),
+        ));
+    }
+    Ok(ttl)
+}
+
+fn check_refresh_ttl(field: &'static str, ttl: i64) -> Result<i64, ClientError> {
+    if !(60..=MAX_REFRESH_TTL).contains(&ttl) {
+        return Err(invalid(
+            field,
+            format!("must be between 60 and {MAX_REFRESH_TTL} seconds"),
+        ));
+    }
+    Ok(ttl)
+}
+
 impl ClientSpec {
     fn validate(&self) -> Result<(String, String, String), ClientError> {
         let id = match &self.id {
@@ -91,52 +148,79 @@ impl ClientSpec {
             Some(id) => id.clone(),
             None => uuid::Uuid::new_v4().to_string(),
         };
-        let name = self.name.trim();
-        if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
-            return Err(invalid(
-                "--name",
-                "1 to 200 characters, no control characters",
-            ));
+        check_name(&self.name)?;
+        let scope = check_scope(&self.scope)?;
+        let audiences = check_audiences(&self.audiences)?;
+        check_access_ttl(self.access_token_ttl)?;
+        if let Some(t) = self.refresh_token_ttl {
+            check_refresh_ttl("--refresh-token-ttl", t)?;
         }
-        let scope = Scope::parse(&self.scope).map_err(|_| {
-            invalid(
-                "--scope",
-                "space-separated tokens of printable ASCII without \" or \\ (RFC 6749 §3.3)",
-            )
-        })?;
-        for aud in &self.audiences {
-            if !is_valid_uri(aud) {
-                return Err(invalid(
-                    "--audience",
-                    format!("{aud:?} is not an absolute URI without a fragment"),
-                ));
-            }
+        if let Some(t) = self.refresh_family_ttl {
+            check_refresh_ttl("--refresh-family-ttl", t)?;
         }
-        if !(1..=MAX_ACCESS_TOKEN_TTL).contains(&self.access_token_ttl) {
-            return Err(invalid(
-                "--access-token-ttl",
-                format!("must be between 1 and {MAX_ACCESS_TOKEN_TTL} seconds"),
-            ));
-        }
-        for (field, ttl) in [
-            ("--refresh-token-ttl", self.refresh_token_ttl),
-            ("--refresh-family-ttl", self.refresh_family_ttl),
-        ] {
-            if ttl.is_some_and(|t| !(60..=MAX_REFRESH_TTL).contains(&t)) {
-                return Err(invalid(
-                    field,
-                    format!("must be between 60 and {MAX_REFRESH_TTL} seconds"),
-                ));
-            }
-        }
-        let mut audiences: Vec<&str> = Vec::new();
-        for aud in &self.audiences {
-            if !audiences.contains(&aud.as_str()) {
-                audiences.push(aud);
-            }
-        }
-        Ok((id, scope.to_string(), audiences.join(" ")))
+        Ok((id, scope, audiences))
     }
+}
+
+/// What an operator changes on a client; `None` leaves a field alone.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientUpdate {
+    pub name: Option<String>,
+    pub scope: Option<String>,
+    pub audiences: Option<Vec<String>>,
+    pub access_token_ttl: Option<i64>,
+    pub refresh_tokens: Option<bool>,
+    pub refresh_token_ttl: Option<i64>,
+    pub refresh_family_ttl: Option<i64>,
+    pub can_introspect: Option<bool>,
+}
+
+/// Applies `update`; returns the client as it now is. A narrower scope or
+/// fewer audiences apply to new tokens; tokens already issued keep theirs
+/// until they expire (revoke-all ends them at once).
+pub fn update(
+    conn: &mut DbConnection,
+    id: &str,
+    update: &ClientUpdate,
+    now: UnixSeconds,
+) -> Result<ClientView, ClientError> {
+    let changes = clients::ClientChanges {
+        name: update.name.as_deref().map(check_name).transpose()?,
+        scopes: update.scope.as_deref().map(check_scope).transpose()?,
+        audiences: update
+            .audiences
+            .as_deref()
+            .map(check_audiences)
+            .transpose()?,
+        access_token_ttl: update.access_token_ttl.map(check_access_ttl).transpose()?,
+        refresh_tokens: update.refresh_tokens,
+        refresh_token_ttl: update
+            .refresh_token_ttl
+            .map(|t| check_refresh_ttl("--refresh-token-ttl", t))
+            .transpose()?,
+        refresh_family_ttl: update
+            .refresh_family_ttl
+            .map(|t| check_refresh_ttl("--refresh-family-ttl", t))
+            .transpose()?,
+        can_introspect: update.can_introspect,
+        updated_at: now,
+    };
+    clients::update_client(conn, id, &changes)?
+        .map(ClientView::from)
+        .ok_or_else(|| ClientError::NotFound(id.to_owned()))
+}
+
+/// Lets a disabled client obtain tokens again. Tokens it held when it was
+/// disabled stay revoked (its cut-off stands).
+pub fn enable(
+    conn: &mut DbConnection,
+    id: &str,
+    now: UnixSeconds,
+) -> Result<ClientView, ClientError> {
+    clients::enable_client(conn, id, now)?
+        .map(ClientView::from)
+        .ok_or_else(|| ClientError::NotFound(id.to_owned()))
 }
 
 pub fn create(

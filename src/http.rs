@@ -2,6 +2,7 @@
 //! [`OAuthError`](crate::oauth::OAuthError)s into responses. One file per
 //! endpoint; no grant rule and no query lives here.
 
+mod admin;
 mod discovery;
 mod error;
 mod fallback;
@@ -27,6 +28,8 @@ pub struct HttpState {
     pub discovery: Discovery,
     pub jwks_max_age: u64,
     pub max_body_bytes: usize,
+    /// For the admin API's key actions.
+    pub keys: crate::keys::maintainer::KeyMaintainer,
 }
 
 pub const TOKEN_PATH: &str = "/oauth2/token";
@@ -74,6 +77,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::head().to(health::healthz))
             .default_service(web::to(|| fallback::method_not_allowed("GET, HEAD"))),
     )
+    .service(admin::scope())
     .default_service(web::to(fallback::not_found));
 }
 

@@ -2,6 +2,7 @@
 //! issuance and refresh rotation. Plain functions over a store and a clock;
 //! nothing here knows HTTP, so every rule can be exercised without a server.
 
+pub mod admin;
 pub mod audience;
 pub mod client_auth;
 pub mod client_credentials;

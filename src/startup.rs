@@ -201,6 +201,7 @@ impl Application {
             discovery: Discovery::new(),
             jwks_max_age: settings.jwks_max_age,
             max_body_bytes: settings.max_body_bytes,
+            keys: key_maintainer.clone(),
         });
         let mut server = HttpServer::new(move || {
             App::new()

@@ -96,6 +96,32 @@ pub struct KeyRing {
     keys: Vec<LoadedKey>,
 }
 
+/// A stored key as operators see it (CLI `keys list --json`, admin API).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeySummary {
+    pub kid: String,
+    pub alg: String,
+    pub state: &'static str,
+    pub created_at: i64,
+    pub activates_at: i64,
+    pub retires_at: Option<i64>,
+    pub removes_at: Option<i64>,
+}
+
+impl KeySummary {
+    pub fn of(row: &SigningKeyRow, now: UnixSeconds) -> Self {
+        Self {
+            kid: row.kid.clone(),
+            alg: row.alg.clone(),
+            state: key_state(row, now),
+            created_at: row.created_at,
+            activates_at: row.activates_at,
+            retires_at: row.retires_at,
+            removes_at: row.removes_at,
+        }
+    }
+}
+
 /// The state of a stored key at `now`, as operators see it.
 pub fn key_state(row: &SigningKeyRow, now: UnixSeconds) -> &'static str {
     if row.removes_at.is_some_and(|t| t <= now) {

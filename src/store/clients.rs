@@ -269,3 +269,98 @@ pub fn rotate_secret(
         }))
     })
 }
+
+/// Changes to a client; `None` fields are left alone.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = clients)]
+pub struct ClientChanges {
+    pub name: Option<String>,
+    pub scopes: Option<String>,
+    pub audiences: Option<String>,
+    pub access_token_ttl: Option<i64>,
+    pub refresh_tokens: Option<bool>,
+    pub refresh_token_ttl: Option<i64>,
+    pub refresh_family_ttl: Option<i64>,
+    pub can_introspect: Option<bool>,
+    pub updated_at: i64,
+}
+
+/// Applies `changes` and audits what changed; `None` when there is no such
+/// client.
+pub fn update_client(
+    conn: &mut DbConnection,
+    id: &str,
+    changes: &ClientChanges,
+) -> Result<Option<Client>, StoreError> {
+    conn.transaction(|conn| {
+        if diesel::update(clients::table.find(id))
+            .set(changes)
+            .execute(conn)?
+            == 0
+        {
+            return Ok(None);
+        }
+        let mut changed = Vec::new();
+        for (name, present) in [
+            ("name", changes.name.is_some()),
+            ("scope", changes.scopes.is_some()),
+            ("audiences", changes.audiences.is_some()),
+            ("access_token_ttl", changes.access_token_ttl.is_some()),
+            ("refresh_tokens", changes.refresh_tokens.is_some()),
+            ("refresh_token_ttl", changes.refresh_token_ttl.is_some()),
+            ("refresh_family_ttl", changes.refresh_family_ttl.is_some()),
+            ("can_introspect", changes.can_introspect.is_some()),
+        ] {
+            if present {
+                changed.push(name);
+            }
+        }
+        super::audit::record(
+            conn,
+            changes.updated_at,
+            "client_changed",
+            Some(id),
+            None,
+            &format!("changed {}", changed.join(", ")),
+        )?;
+        find_client(conn, id)
+    })
+}
+
+/// Clears `disabled_at`; `None` when there is no such client.
+pub fn enable_client(
+    conn: &mut DbConnection,
+    id: &str,
+    now: UnixSeconds,
+) -> Result<Option<Client>, StoreError> {
+    conn.transaction(|conn| {
+        let n = diesel::update(clients::table.find(id))
+            .set((
+                clients::disabled_at.eq(None::<i64>),
+                clients::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        super::audit::record(conn, now, "client_enabled", Some(id), None, "")?;
+        find_client(conn, id)
+    })
+}
+
+/// One page of clients ordered by id, after `after`.
+pub fn list_page(
+    conn: &mut DbConnection,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Client>, StoreError> {
+    let mut query = clients::table
+        .select(Client::as_select())
+        .order(clients::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(clients::id.gt(after.to_owned()));
+    }
+    Ok(query.load(conn)?)
+}

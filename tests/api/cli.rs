@@ -254,3 +254,29 @@ both_backends! {
         assert_eq!(missing.status.code(), Some(1));
     }
 }
+
+both_backends! {
+    async fn update_and_enable_change_a_client_from_the_cli(backend) {
+        let app = spawn_app(&backend).await;
+        let created = json_stdout(&tessera(&app, &["client", "create", "--name", "svc", "--scope", "read write",
+            "--audience", API, "--id", "svc", "--json"]));
+        let _ = created;
+        let updated = json_stdout(&tessera(&app, &["client", "update", "svc", "--scope", "read", "--name", "service",
+            "--access-token-ttl", "60", "--no-refresh-tokens", "--can-introspect", "--json"]));
+        assert_eq!(updated["scope"], "read");
+        assert_eq!(updated["name"], "service");
+        assert_eq!(updated["access_token_ttl"], 60);
+        assert_eq!(updated["refresh_tokens"], false);
+        assert_eq!(updated["can_introspect"], true);
+        let cleared = json_stdout(&tessera(&app, &["client", "update", "svc", "--clear-audiences", "--json"]));
+        assert_eq!(cleared["audiences"], serde_json::json!([]));
+        let bad = tessera(&app, &["client", "update", "svc", "--access-token-ttl", "0"]);
+        assert_eq!(bad.status.code(), Some(2));
+
+        json_stdout(&tessera(&app, &["client", "disable", "svc", "--json"]));
+        let enabled = json_stdout(&tessera(&app, &["client", "enable", "svc", "--json"]));
+        assert_eq!(enabled["disabled"], false);
+        let missing = tessera(&app, &["client", "enable", "nope"]);
+        assert_eq!(missing.status.code(), Some(1));
+    }
+}

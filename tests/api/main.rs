@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod admin;
 mod audit;
 mod cli;
 mod discovery;

@@ -1,0 +1,434 @@
+//! The admin API under `/admin`: JSON in and out, every action the client
+//! and key CLI offers, for a bearer of a `tessera:admin` token
+//! (`oauth::admin`). Its own error type maps to RFC 6750 challenges for
+//! authorization failures and to JSON errors for the rest.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::Deserialize;
+
+use super::HttpState;
+use crate::clients::{self, ClientError, ClientSpec, ClientUpdate};
+use crate::keys::keyset::KeySummary;
+use crate::keys::rotation;
+use crate::oauth::admin::{ADMIN_SCOPE, AdminAuthError, authorize};
+use crate::store::{StoreError, audit, clients as client_store, signing_keys};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("unauthorized")]
+    Auth(AdminAuthError),
+    #[error("invalid request: {0}")]
+    BadRequest(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::Internal(e.to_string())
+        }
+    }
+}
+
+impl From<ClientError> for AdminError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Invalid { .. } => Self::BadRequest(e.to_string()),
+            ClientError::NotFound(_) => Self::NotFound(e.to_string()),
+            ClientError::AlreadyExists(_) => Self::Conflict(e.to_string()),
+            ClientError::Store(e) => e.into(),
+            ClientError::Crypto(e) => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl ResponseError for AdminError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Auth(AdminAuthError::Malformed) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Auth(AdminAuthError::InsufficientScope) => StatusCode::FORBIDDEN,
+            Self::Auth(AdminAuthError::Unavailable(_)) | Self::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Auth(_) => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (code, description): (&str, String) = match self {
+            Self::Auth(AdminAuthError::Missing) => ("", String::new()),
+            Self::Auth(AdminAuthError::Malformed) => {
+                ("invalid_request", "malformed bearer token".into())
+            }
+            Self::Auth(AdminAuthError::InvalidToken) => {
+                ("invalid_token", "the access token is invalid".into())
+            }
+            Self::Auth(AdminAuthError::InsufficientScope) => (
+                "insufficient_scope",
+                format!("the {ADMIN_SCOPE} scope is required"),
+            ),
+            Self::Auth(AdminAuthError::Unavailable(d)) | Self::Unavailable(d) => {
+                log::warn!("admin: database unavailable: {d}");
+                (
+                    "temporarily_unavailable",
+                    "the service is temporarily unavailable, retry later".into(),
+                )
+            }
+            Self::BadRequest(d) => ("invalid_request", d.clone()),
+            Self::NotFound(d) => ("not_found", d.clone()),
+            Self::Conflict(d) => ("conflict", d.clone()),
+            Self::Internal(d) => {
+                log::error!("admin: internal error: {d}");
+                ("server_error", "internal server error".into())
+            }
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
+        if let Self::Auth(kind) = self {
+            let mut challenge = "Bearer realm=\"tessera-admin\"".to_owned();
+            if !code.is_empty() && !matches!(kind, AdminAuthError::Unavailable(_)) {
+                challenge.push_str(&format!(", error=\"{code}\""));
+            }
+            if matches!(kind, AdminAuthError::InsufficientScope) {
+                challenge.push_str(&format!(", scope=\"{ADMIN_SCOPE}\""));
+            }
+            response.insert_header((header::WWW_AUTHENTICATE, challenge));
+            if code.is_empty() {
+                return response.finish();
+            }
+        }
+        response.json(serde_json::json!({ "error": code, "error_description": description }))
+    }
+}
+
+async fn admin(req: &HttpRequest, state: &HttpState) -> Result<(), AdminError> {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| AdminError::Auth(AdminAuthError::Malformed))
+        })
+        .transpose()?;
+    let claims = authorize(&state.oauth, authorization)
+        .await
+        .map_err(AdminError::Auth)?;
+    log::info!(
+        "admin: {} {} by client {:?}",
+        req.method(),
+        req.path(),
+        claims.client_id
+    );
+    Ok(())
+}
+
+async fn db<T, F>(state: &HttpState, f: F) -> Result<T, AdminError>
+where
+    F: FnOnce(&mut crate::store::DbConnection) -> Result<T, AdminError> + Send + 'static,
+    T: Send + 'static,
+{
+    state
+        .oauth
+        .db
+        .run(move |conn| Ok(f(conn)))
+        .await
+        .map_err(AdminError::from)?
+}
+
+pub fn scope() -> actix_web::Scope {
+    let json = web::JsonConfig::default()
+        .limit(64 * 1024)
+        .error_handler(|e, _| AdminError::BadRequest(format!("invalid JSON body: {e}")).into());
+    let query = web::QueryConfig::default()
+        .error_handler(|e, _| AdminError::BadRequest(format!("invalid query: {e}")).into());
+    web::scope("/admin")
+        .app_data(json)
+        .app_data(query)
+        .route("/clients", web::get().to(list_clients))
+        .route("/clients", web::post().to(create_client))
+        .route("/clients/{id}", web::get().to(show_client))
+        .route("/clients/{id}", web::patch().to(update_client))
+        .route("/clients/{id}", web::delete().to(delete_client))
+        .route("/clients/{id}/disable", web::post().to(disable_client))
+        .route("/clients/{id}/enable", web::post().to(enable_client))
+        .route("/clients/{id}/rotate-secret", web::post().to(rotate_secret))
+        .route("/clients/{id}/revoke-all", web::post().to(revoke_all))
+        .route("/keys", web::get().to(list_keys))
+        .route("/keys/rotate", web::post().to(rotate_keys))
+        .route("/audit", web::get().to(read_audit))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list_clients(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    page: web::Query<Page>,
+) -> Result<HttpResponse, AdminError> {
+    admin(&req, &state).await?;
+    let Page { after, limit } = page.into_inner();
+    let limit = limit.unwrap_or(100).clamp(1, 1000);
+    let rows = db(&state, move |conn| {
+        Ok(client_store::list_page(conn, after.as_deref(), limit + 1)?)
+    })
+    .await?;
+    let more = rows.len() as i64 > limit;
+    let clients: Vec<clients::ClientView> = rows
+        .into_iter()
+        .take(usize::try_from(limit).unwrap_or(0))
+        .map(clients::ClientView::from)
+        .collect();
+    let next = if more {
+        clients.last().map(|c| c.client_id.clone())
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "clients": clients, "next": next })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewClientBody {
+    name: String,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    audiences: Vec<String>,
+    access_token_ttl: Option<i64>,
+    refresh_tokens: Option<bool>,
+    refresh_token_ttl: Option<i64>,
+    refresh_family_ttl: Option<i64>,
+    #[serde(default)]
+    can_introspect: bool,
+    client_id: Option<String>,
+}
+
+async fn create_client(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    body: web::Json<NewClientBody>,
+) -> Result<HttpResponse, AdminError> {
+    admin(&req, &state).await?;
+    let b = body.into_inner();
+    let spec = ClientSpec {
+        id: b.client_id,
+        name: b.name,
+        scope: b.scope,
+        audiences: b.audiences,
+        access_token_ttl: b.access_token_ttl.unwrap_or(300),
+        refresh_tokens: b.refresh_tokens.unwrap_or(true),
+        refresh_token_ttl: b.refresh_token_ttl,
+        refresh_family_ttl: b.refresh_family_ttl,
+        can_introspect: b.can_introspect,
+    };
+    let now = state.oauth.clock.now();
+    let created = db(&state, move |conn| Ok(clients::create(conn, &spec, now)?)).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({
+            "client_id": created.client_id,
+            "client_secret": created.client_secret.expose(),
+        })))
+}
+
+async fn show_client(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    admin(&req, &state).await?;
+    let id = id.into_inner();
+    let view = db(&state, move |conn| Ok(clients::show(conn, &id)?)).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+async fn update_client(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    id: web::Path<String>,
+    body: web::Json<ClientUpdate>,
+) -> Result<HttpResponse, AdminError> {
+    admin(&req, &state).await?;
+    let (id, change, now) = (id.into_inner(), body.into_inner(), state.oauth.clock.now());
+    let view = db(&state, move |conn| {
+        Ok(clients::update(conn, &id, &change, now)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+async fn delete_client(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    admin(&req, &state).await?;
+    let (id, now, leeway) = (id.into_inner(), state.oauth.clock.now(), state.oauth.leeway);
+    db(&state, move |conn| {
+        Ok(clients::delete(conn, &id, now, leeway)?)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn disable_client(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    admin(&req, &state).await?;
+    let (id, now, leeway) = (id.into_inner(), state.oauth.clock.now(), state.oauth.leeway);
+    let view = db(&state, move |conn| {
+        clients::disable(conn, &id, now, leeway)?;
+        Ok(clients::show(conn, &id)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+async fn enable_client(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    admin(&req, &state).await?;
+    let (id, now) = (id.into_inner(), state.oauth.clock.now());
+    let view = db(&state, move |conn| Ok(clients::enable(conn, &id, now)?)).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateBody {
+    /// Seconds the old secret keeps working (default one day).
+    grace_seconds: Option<i64>,
+}
+
+async fn rotate_secret(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AdminError> {
+    admin(&req, &state).await?;
+    // An empty body means the default grace; anything else must parse: a
+    // typo must never turn "--grace 0" into a day of grace.
+    let grace = if body.iter().all(u8::is_ascii_whitespace) {
+        clients::DEFAULT_SECRET_GRACE
+    } else {
+        serde_json::from_slice::<RotateBody>(&body)
+            .map_err(|e| AdminError::BadRequest(format!("invalid JSON body: {e}")))?
+            .grace_seconds
+            .unwrap_or(clients::DEFAULT_SECRET_GRACE)
+    };
+    let (id, now) = (id.into_inner(), state.oauth.clock.now());
+    let client_id = id.clone();
+    let (secret, rotation) = db(&state, move |conn| {
+        Ok(clients::rotate_secret(conn, &id, grace, now)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({
+            "client_id": client_id,
+            "client_secret": secret.expose(),
+            "previous_secret_expires_at": rotation.previous_expires_at,
+        })))
+}
+
+async fn revoke_all(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    admin(&req, &state).await?;
+    let (id, now, leeway) = (id.into_inner(), state.oauth.clock.now(), state.oauth.leeway);
+    let client_id = id.clone();
+    let done = db(&state, move |conn| {
+        Ok(clients::revoke_all(conn, &id, now, leeway)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "client_id": client_id,
+        "tokens_valid_after": done.tokens_valid_after,
+        "refresh_families_revoked": done.families_revoked,
+    })))
+}
+
+async fn list_keys(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+) -> Result<HttpResponse, AdminError> {
+    admin(&req, &state).await?;
+    let now = state.oauth.clock.now();
+    let rows = db(&state, |conn| Ok(signing_keys::list_keys(conn)?)).await?;
+    let keys: Vec<KeySummary> = rows.iter().map(|r| KeySummary::of(r, now)).collect();
+    Ok(HttpResponse::Ok().json(keys))
+}
+
+async fn rotate_keys(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+) -> Result<HttpResponse, AdminError> {
+    admin(&req, &state).await?;
+    let now = state.oauth.clock.now();
+    let (kek, policy) = (state.keys.kek.clone(), state.keys.policy);
+    let row = db(&state, move |conn| {
+        rotation::rotate_now(conn, &kek, &policy, now, None).map_err(|e| match e {
+            crate::keys::KeyError::Rotation(m) => AdminError::Conflict(m),
+            crate::keys::KeyError::Store(e) => e.into(),
+            other => AdminError::Internal(other.to_string()),
+        })
+    })
+    .await?;
+    // Publish it on this node now; the others follow within a check interval.
+    if let Err(e) = state.keys.run_once().await {
+        log::warn!("admin: reloading keys after a rotation: {e}");
+    }
+    Ok(HttpResponse::Ok().json(KeySummary::of(&row, now)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    client: Option<String>,
+    since: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn read_audit(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, AdminError> {
+    admin(&req, &state).await?;
+    let AuditQuery {
+        client,
+        since,
+        limit,
+    } = query.into_inner();
+    let limit = limit.unwrap_or(100).clamp(1, 10_000);
+    let events = db(&state, move |conn| {
+        Ok(audit::list(conn, client.as_deref(), since, limit)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(events))
+}
