@@ -32,6 +32,7 @@ fn spec(can_introspect: bool) -> ClientSpec {
         refresh_token_ttl: None,
         refresh_family_ttl: None,
         can_introspect,
+        allowed_networks: Vec::new(),
     }
 }
 

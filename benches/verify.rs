@@ -48,6 +48,7 @@ fn main() {
                 refresh_token_ttl: None,
                 refresh_family_ttl: None,
                 can_introspect: false,
+                allowed_networks: Vec::new(),
             },
             SystemClock.now(),
         )

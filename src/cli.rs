@@ -179,6 +179,10 @@ pub struct CreateArgs {
     /// (for resource servers).
     #[arg(long)]
     pub can_introspect: bool,
+    /// Only accept the client's requests from this IP address or CIDR block
+    /// (IPv4 or IPv6); repeat for more.
+    #[arg(long = "allow-network", value_name = "CIDR")]
+    pub allowed_networks: Vec<String>,
     /// Use this client id instead of a generated UUID.
     #[arg(long)]
     pub id: Option<String>,
@@ -217,6 +221,12 @@ pub struct UpdateArgs {
     /// Withdraw the introspection permission.
     #[arg(long)]
     pub no_introspect: bool,
+    /// Replaces the allowed networks (repeat for several).
+    #[arg(long = "allow-network", value_name = "CIDR")]
+    pub allowed_networks: Vec<String>,
+    /// Lifts the network restriction.
+    #[arg(long, conflicts_with = "allowed_networks")]
+    pub clear_networks: bool,
     #[command(flatten)]
     pub output: JsonFlag,
 }
@@ -376,6 +386,7 @@ fn client(settings: &Settings, cmd: ClientCommand) -> ExitCode {
                     refresh_token_ttl: args.refresh_token_ttl,
                     refresh_family_ttl: args.refresh_family_ttl,
                     can_introspect: args.can_introspect,
+                    allowed_networks: args.allowed_networks,
                 };
                 let created = clients::create(&mut conn, &spec, now)?;
                 if args.output.json {
@@ -451,6 +462,13 @@ fn client(settings: &Settings, cmd: ClientCommand) -> ExitCode {
                         (true, _) => Some(true),
                         (_, true) => Some(false),
                         _ => None,
+                    },
+                    allowed_networks: if args.clear_networks {
+                        Some(Vec::new())
+                    } else if args.allowed_networks.is_empty() {
+                        None
+                    } else {
+                        Some(args.allowed_networks)
                     },
                 };
                 let view = clients::update(&mut conn, &args.id, &change, now)?;

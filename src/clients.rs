@@ -63,6 +63,8 @@ pub struct ClientSpec {
     /// May introspect any token and read the revocation feed (for resource
     /// servers).
     pub can_introspect: bool,
+    /// CIDR blocks the client may authenticate from; empty: anywhere.
+    pub allowed_networks: Vec<String>,
 }
 
 pub struct CreatedClient {
@@ -116,6 +118,27 @@ fn check_audiences(audiences: &[String]) -> Result<String, ClientError> {
     Ok(kept.join(" "))
 }
 
+/// Validated CIDR blocks, normalised and space-joined; `None` for an empty
+/// list (no restriction).
+fn check_networks(networks: &[String]) -> Result<Option<String>, ClientError> {
+    let mut kept: Vec<String> = Vec::new();
+    for n in networks {
+        let cidr = crate::oauth::network::Cidr::parse(n).ok_or_else(|| {
+            invalid(
+                "--allow-network",
+                format!(
+                    "{n:?} is not an IP address or CIDR block (e.g. 10.0.0.0/8, 2001:db8::/32)"
+                ),
+            )
+        })?;
+        let text = cidr.to_string();
+        if !kept.contains(&text) {
+            kept.push(text);
+        }
+    }
+    Ok((!kept.is_empty()).then(|| kept.join(" ")))
+}
+
 fn check_access_ttl(ttl: i64) -> Result<i64, ClientError> {
     if !(1..=MAX_ACCESS_TOKEN_TTL).contains(&ttl) {
         return Err(invalid(
@@ -137,7 +160,7 @@ fn check_refresh_ttl(field: &'static str, ttl: i64) -> Result<i64, ClientError> 
 }
 
 impl ClientSpec {
-    fn validate(&self) -> Result<(String, String, String), ClientError> {
+    fn validate(&self) -> Result<(String, String, String, Option<String>), ClientError> {
         let id = match &self.id {
             Some(id) if !valid_id(id) => {
                 return Err(invalid(
@@ -158,7 +181,8 @@ impl ClientSpec {
         if let Some(t) = self.refresh_family_ttl {
             check_refresh_ttl("--refresh-family-ttl", t)?;
         }
-        Ok((id, scope, audiences))
+        let networks = check_networks(&self.allowed_networks)?;
+        Ok((id, scope, audiences, networks))
     }
 }
 
@@ -174,6 +198,8 @@ pub struct ClientUpdate {
     pub refresh_token_ttl: Option<i64>,
     pub refresh_family_ttl: Option<i64>,
     pub can_introspect: Option<bool>,
+    /// Replaces the allowed networks; an empty list lifts the restriction.
+    pub allowed_networks: Option<Vec<String>>,
 }
 
 /// Applies `update`; returns the client as it now is. A narrower scope or
@@ -204,6 +230,11 @@ pub fn update(
             .map(|t| check_refresh_ttl("--refresh-family-ttl", t))
             .transpose()?,
         can_introspect: update.can_introspect,
+        allowed_networks: update
+            .allowed_networks
+            .as_deref()
+            .map(check_networks)
+            .transpose()?,
         updated_at: now,
     };
     clients::update_client(conn, id, &changes)?
@@ -228,7 +259,7 @@ pub fn create(
     spec: &ClientSpec,
     now: UnixSeconds,
 ) -> Result<CreatedClient, ClientError> {
-    let (id, scopes, audiences) = spec.validate()?;
+    let (id, scopes, audiences, networks) = spec.validate()?;
     let secret = PlainSecret::generate(CLIENT_SECRET_PREFIX)?;
     let new = clients::NewClient {
         id: &id,
@@ -240,6 +271,7 @@ pub fn create(
         refresh_token_ttl: spec.refresh_token_ttl,
         refresh_family_ttl: spec.refresh_family_ttl,
         can_introspect: spec.can_introspect,
+        allowed_networks: networks.as_deref(),
         created_at: now,
         updated_at: now,
     };
@@ -268,6 +300,8 @@ pub struct ClientView {
     /// `null`: the server default (`TESSERA_REFRESH_FAMILY_TTL`).
     pub refresh_family_ttl: Option<i64>,
     pub can_introspect: bool,
+    /// CIDR blocks the client may authenticate from; empty: anywhere.
+    pub allowed_networks: Vec<String>,
     /// Access tokens issued at or before this instant are revoked.
     pub tokens_valid_after: Option<i64>,
     /// When the client last obtained a token (updated at most once a
@@ -292,6 +326,11 @@ impl From<clients::Client> for ClientView {
             refresh_token_ttl: c.refresh_token_ttl,
             refresh_family_ttl: c.refresh_family_ttl,
             can_introspect: c.can_introspect,
+            allowed_networks: c
+                .allowed_networks
+                .as_deref()
+                .map(split_list)
+                .unwrap_or_default(),
             tokens_valid_after: c.tokens_valid_after,
             last_token_at: c.last_token_at,
             disabled_at: c.disabled_at,

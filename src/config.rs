@@ -74,6 +74,9 @@ pub struct Settings {
     pub key_check_interval: i64,
     /// Seconds audit events are kept (`TESSERA_AUDIT_RETENTION`).
     pub audit_retention: i64,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: CIDR blocks,
+    /// space- or comma-separated (`TESSERA_TRUSTED_PROXIES`); empty: none.
+    pub trusted_proxies: String,
 }
 
 impl Default for Settings {
@@ -102,6 +105,7 @@ impl Default for Settings {
             key_retention: 2 * 86_400,
             key_check_interval: 60,
             audit_retention: 90 * 86_400,
+            trusted_proxies: String::new(),
         }
     }
 }
@@ -291,6 +295,9 @@ impl Settings {
         if let Some(v) = env("TESSERA_KEY_CHECK_INTERVAL") {
             self.key_check_interval = parsed("TESSERA_KEY_CHECK_INTERVAL", &v)?;
         }
+        if let Some(v) = env("TESSERA_TRUSTED_PROXIES") {
+            self.trusted_proxies = v;
+        }
         if let Some(v) = env("TESSERA_AUDIT_RETENTION") {
             self.audit_retention = parsed("TESSERA_AUDIT_RETENTION", &v)?;
         }
@@ -361,6 +368,12 @@ impl Settings {
             ));
         }
         self.signing_algorithm()?;
+        if crate::oauth::network::parse_list(&self.trusted_proxies).is_none() {
+            return Err(invalid(
+                "TESSERA_TRUSTED_PROXIES",
+                "must be IP addresses or CIDR blocks (e.g. 10.0.0.0/8), separated by spaces or commas",
+            ));
+        }
         if self.audit_retention < 86_400 {
             return Err(invalid(
                 "TESSERA_AUDIT_RETENTION",

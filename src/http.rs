@@ -30,6 +30,8 @@ pub struct HttpState {
     pub max_body_bytes: usize,
     /// For the admin API's key actions.
     pub keys: crate::keys::maintainer::KeyMaintainer,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<crate::oauth::network::Cidr>,
 }
 
 pub const TOKEN_PATH: &str = "/oauth2/token";

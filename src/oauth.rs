@@ -9,6 +9,7 @@ pub mod client_credentials;
 pub mod error;
 pub mod form;
 pub mod introspect;
+pub mod network;
 pub mod refresh;
 pub mod request;
 pub mod revoke;
@@ -83,7 +84,7 @@ pub async fn authenticate_client(
     authorization: Option<&str>,
     body_client_id: Option<String>,
     body_client_secret: Option<String>,
-    source: Option<&str>,
+    source: Option<std::net::IpAddr>,
 ) -> Result<Client, OAuthError> {
     let now = state.clock.now();
     let credentials = match client_auth::PresentedCredentials::extract(
@@ -101,7 +102,7 @@ pub async fn authenticate_client(
     let client_id = credentials.client_id.clone();
     let result = state
         .db
-        .run(move |conn| client_auth::authenticate(conn, &credentials, now))
+        .run(move |conn| client_auth::authenticate(conn, &credentials, now, source))
         .await
         .map_err(OAuthError::from)?;
     if let Err(e) = &result {
@@ -117,7 +118,7 @@ async fn audit_auth_failure(
     state: &OAuthState,
     error: &OAuthError,
     client_id: Option<&str>,
-    source: Option<&str>,
+    source: Option<std::net::IpAddr>,
     now: i64,
 ) {
     let OAuthError::InvalidClient { reason } = error else {
@@ -131,7 +132,7 @@ async fn audit_auth_failure(
         (_, Some(shown)) => (None, format!("{reason}; presented id {shown}")),
         (_, None) => (None, (*reason).to_owned()),
     };
-    let source = source.map(str::to_owned);
+    let source = source.map(|ip| ip.to_string());
     let written = state
         .db
         .run(move |conn| {
@@ -192,7 +193,7 @@ pub async fn token(
     state: &OAuthState,
     params: Vec<(String, String)>,
     authorization: Option<&str>,
-    source: Option<&str>,
+    source: Option<std::net::IpAddr>,
 ) -> Result<TokenResponse, OAuthError> {
     let request = request::TokenRequest::from_params(params)?;
     let client = authenticate_client(

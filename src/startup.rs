@@ -202,6 +202,8 @@ impl Application {
             jwks_max_age: settings.jwks_max_age,
             max_body_bytes: settings.max_body_bytes,
             keys: key_maintainer.clone(),
+            trusted_proxies: crate::oauth::network::parse_list(&settings.trusted_proxies)
+                .unwrap_or_default(),
         });
         let mut server = HttpServer::new(move || {
             App::new()

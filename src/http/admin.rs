@@ -218,6 +218,8 @@ struct NewClientBody {
     refresh_family_ttl: Option<i64>,
     #[serde(default)]
     can_introspect: bool,
+    #[serde(default)]
+    allowed_networks: Vec<String>,
     client_id: Option<String>,
 }
 
@@ -238,6 +240,7 @@ async fn create_client(
         refresh_token_ttl: b.refresh_token_ttl,
         refresh_family_ttl: b.refresh_family_ttl,
         can_introspect: b.can_introspect,
+        allowed_networks: b.allowed_networks,
     };
     let now = state.oauth.clock.now();
     let created = db(&state, move |conn| Ok(clients::create(conn, &spec, now)?)).await?;

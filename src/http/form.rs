@@ -74,9 +74,16 @@ pub fn single_header(
         })
 }
 
-/// The caller's address for the audit log: the TCP peer. (Behind a reverse
-/// proxy this is the proxy; reading `X-Forwarded-For` from trusted proxies
-/// is not implemented yet.)
-pub fn peer(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_string())
+/// The caller's address: the TCP peer, or, behind a trusted proxy, the
+/// address `X-Forwarded-For` names (see `oauth::network`).
+pub fn peer(
+    req: &HttpRequest,
+    trusted: &[crate::oauth::network::Cidr],
+) -> Option<std::net::IpAddr> {
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    crate::oauth::network::client_address(req.peer_addr().map(|a| a.ip()), &forwarded, trusted)
 }

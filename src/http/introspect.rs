@@ -21,7 +21,7 @@ pub async fn introspect(
         authorization,
         request.client_id,
         request.client_secret,
-        peer(&req).as_deref(),
+        peer(&req, &state.trusted_proxies),
     )
     .await?;
     let answer = oauth::introspect::introspect(&state.oauth, &caller, request.token).await?;

@@ -48,7 +48,7 @@ pub async fn revocations(
         authorization,
         None,
         None,
-        peer(&req).as_deref(),
+        peer(&req, &state.trusted_proxies),
     )
     .await?;
     let page = oauth::revoke::feed(&state.oauth, &caller, after, limit).await?;

@@ -21,7 +21,7 @@ pub async fn revoke(
         authorization,
         request.client_id,
         request.client_secret,
-        peer(&req).as_deref(),
+        peer(&req, &state.trusted_proxies),
     )
     .await?;
     oauth::revoke::revoke(&state.oauth, &caller, request.token).await?;

@@ -14,7 +14,13 @@ pub async fn token(
 ) -> Result<HttpResponse, OAuthError> {
     let params = read_form(&req, payload, state.max_body_bytes).await?;
     let authorization = single_header(&req, header::AUTHORIZATION)?;
-    let response = oauth::token(&state.oauth, params, authorization, peer(&req).as_deref()).await?;
+    let response = oauth::token(
+        &state.oauth,
+        params,
+        authorization,
+        peer(&req, &state.trusted_proxies),
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))

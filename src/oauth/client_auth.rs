@@ -106,6 +106,7 @@ pub fn authenticate(
     conn: &mut DbConnection,
     credentials: &PresentedCredentials,
     now: UnixSeconds,
+    source: Option<std::net::IpAddr>,
 ) -> Result<Result<clients::Client, OAuthError>, StoreError> {
     let presented = SecretHash::of(&credentials.secret);
     let found = clients::find_client(conn, &credentials.client_id)?;
@@ -125,6 +126,14 @@ pub fn authenticate(
     }
     if client.is_disabled() {
         return Ok(Err(fail("client is disabled")));
+    }
+    if let Some(list) = &client.allowed_networks {
+        let allowed = super::network::parse_list(list).unwrap_or_default();
+        if source.is_none_or(|ip| !super::network::any_contains(&allowed, ip)) {
+            return Ok(Err(fail(
+                "request from outside the client's allowed networks",
+            )));
+        }
     }
     Ok(Ok(client))
 }

@@ -45,6 +45,7 @@ pub struct NewClient<'a> {
     pub refresh_token_ttl: Option<i64>,
     pub refresh_family_ttl: Option<i64>,
     pub can_introspect: bool,
+    pub allowed_networks: Option<&'a str>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -282,6 +283,8 @@ pub struct ClientChanges {
     pub refresh_token_ttl: Option<i64>,
     pub refresh_family_ttl: Option<i64>,
     pub can_introspect: Option<bool>,
+    /// `Some(None)` clears the list.
+    pub allowed_networks: Option<Option<String>>,
     pub updated_at: i64,
 }
 
@@ -310,6 +313,7 @@ pub fn update_client(
             ("refresh_token_ttl", changes.refresh_token_ttl.is_some()),
             ("refresh_family_ttl", changes.refresh_family_ttl.is_some()),
             ("can_introspect", changes.can_introspect.is_some()),
+            ("allowed_networks", changes.allowed_networks.is_some()),
         ] {
             if present {
                 changed.push(name);

@@ -256,6 +256,7 @@ pub fn spec(scope: &str, audiences: &[&str]) -> ClientSpec {
         refresh_token_ttl: None,
         refresh_family_ttl: None,
         can_introspect: false,
+        allowed_networks: Vec::new(),
     }
 }
 

@@ -13,6 +13,7 @@ mod interop;
 mod introspection;
 mod key_rotation;
 mod keys;
+mod networks;
 mod refresh;
 mod revocation;
 mod secrets;
