@@ -41,46 +41,70 @@ pub const REVOCATIONS_PATH: &str = "/oauth2/revocations";
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
-/// The route table.
+/// Declares every route once: the router is built from this table, and
+/// [`ROUTES`] lists it for the OpenAPI consistency test, so the document and
+/// the server cannot drift apart. A path answers 405 (with `Allow`) to the
+/// methods it lacks.
+macro_rules! routes {
+    ($($path:expr => { $($method:ident : $handler:path),+ $(,)? })*) => {
+        /// Every (method, path) the server answers.
+        pub const ROUTES: &[(&str, &str)] = &[$($((stringify!($method), $path),)+)*];
+
+        fn register(cfg: &mut web::ServiceConfig) {
+            $(
+                cfg.service(
+                    web::resource($path)
+                        $(.route(web::$method().to($handler)))+
+                        .default_service(web::to(|| {
+                            fallback::method_not_allowed(&[$(stringify!($method)),+])
+                        })),
+                );
+            )*
+        }
+    };
+}
+
+routes! {
+    TOKEN_PATH => { post: token::token }
+    REVOKE_PATH => { post: revoke::revoke }
+    INTROSPECT_PATH => { post: introspect::introspect }
+    REVOCATIONS_PATH => { get: revocations::revocations }
+    JWKS_PATH => { get: jwks::jwks }
+    METADATA_PATH => { get: metadata::metadata }
+    "/healthz" => { get: health::healthz, head: health::healthz }
+    OPENAPI_PATH => { get: openapi }
+    "/admin/clients" => { get: admin::list_clients, post: admin::create_client }
+    "/admin/clients/{id}" => {
+        get: admin::show_client,
+        patch: admin::update_client,
+        delete: admin::delete_client,
+    }
+    "/admin/clients/{id}/disable" => { post: admin::disable_client }
+    "/admin/clients/{id}/enable" => { post: admin::enable_client }
+    "/admin/clients/{id}/rotate-secret" => { post: admin::rotate_secret }
+    "/admin/clients/{id}/revoke-all" => { post: admin::revoke_all }
+    "/admin/keys" => { get: admin::list_keys }
+    "/admin/keys/rotate" => { post: admin::rotate_keys }
+    "/admin/audit" => { get: admin::read_audit }
+}
+
+pub const OPENAPI_PATH: &str = "/openapi.json";
+
+/// The OpenAPI 3.1 document, kept in `docs/openapi.json` and compiled in.
+pub const OPENAPI_DOCUMENT: &str = include_str!("../docs/openapi.json");
+
+async fn openapi() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .body(OPENAPI_DOCUMENT)
+}
+
+/// The route table, with the admin API's extractor settings.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource(TOKEN_PATH)
-            .route(web::post().to(token::token))
-            .default_service(web::to(|| fallback::method_not_allowed("POST"))),
-    )
-    .service(
-        web::resource(REVOKE_PATH)
-            .route(web::post().to(revoke::revoke))
-            .default_service(web::to(|| fallback::method_not_allowed("POST"))),
-    )
-    .service(
-        web::resource(INTROSPECT_PATH)
-            .route(web::post().to(introspect::introspect))
-            .default_service(web::to(|| fallback::method_not_allowed("POST"))),
-    )
-    .service(
-        web::resource(REVOCATIONS_PATH)
-            .route(web::get().to(revocations::revocations))
-            .default_service(web::to(|| fallback::method_not_allowed("GET"))),
-    )
-    .service(
-        web::resource(JWKS_PATH)
-            .route(web::get().to(jwks::jwks))
-            .default_service(web::to(|| fallback::method_not_allowed("GET"))),
-    )
-    .service(
-        web::resource(METADATA_PATH)
-            .route(web::get().to(metadata::metadata))
-            .default_service(web::to(|| fallback::method_not_allowed("GET"))),
-    )
-    .service(
-        web::resource("/healthz")
-            .route(web::get().to(health::healthz))
-            .route(web::head().to(health::healthz))
-            .default_service(web::to(|| fallback::method_not_allowed("GET, HEAD"))),
-    )
-    .service(admin::scope())
-    .default_service(web::to(fallback::not_found));
+    admin::extractor_config(cfg);
+    register(cfg);
+    cfg.default_service(web::to(fallback::not_found));
 }
 
 /// Headers on every response.

@@ -148,37 +148,28 @@ where
         .map_err(AdminError::from)?
 }
 
-pub fn scope() -> actix_web::Scope {
-    let json = web::JsonConfig::default()
-        .limit(64 * 1024)
-        .error_handler(|e, _| AdminError::BadRequest(format!("invalid JSON body: {e}")).into());
-    let query = web::QueryConfig::default()
-        .error_handler(|e, _| AdminError::BadRequest(format!("invalid query: {e}")).into());
-    web::scope("/admin")
-        .app_data(json)
-        .app_data(query)
-        .route("/clients", web::get().to(list_clients))
-        .route("/clients", web::post().to(create_client))
-        .route("/clients/{id}", web::get().to(show_client))
-        .route("/clients/{id}", web::patch().to(update_client))
-        .route("/clients/{id}", web::delete().to(delete_client))
-        .route("/clients/{id}/disable", web::post().to(disable_client))
-        .route("/clients/{id}/enable", web::post().to(enable_client))
-        .route("/clients/{id}/rotate-secret", web::post().to(rotate_secret))
-        .route("/clients/{id}/revoke-all", web::post().to(revoke_all))
-        .route("/keys", web::get().to(list_keys))
-        .route("/keys/rotate", web::post().to(rotate_keys))
-        .route("/audit", web::get().to(read_audit))
+/// JSON and query errors of the admin handlers answer like every other
+/// admin error.
+pub fn extractor_config(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(64 * 1024)
+            .error_handler(|e, _| AdminError::BadRequest(format!("invalid JSON body: {e}")).into()),
+    )
+    .app_data(
+        web::QueryConfig::default()
+            .error_handler(|e, _| AdminError::BadRequest(format!("invalid query: {e}")).into()),
+    );
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Page {
+pub struct Page {
     after: Option<String>,
     limit: Option<i64>,
 }
 
-async fn list_clients(
+pub async fn list_clients(
     req: HttpRequest,
     state: web::Data<HttpState>,
     page: web::Query<Page>,
@@ -206,7 +197,7 @@ async fn list_clients(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewClientBody {
+pub struct NewClientBody {
     name: String,
     #[serde(default)]
     scope: String,
@@ -223,7 +214,7 @@ struct NewClientBody {
     client_id: Option<String>,
 }
 
-async fn create_client(
+pub async fn create_client(
     req: HttpRequest,
     state: web::Data<HttpState>,
     body: web::Json<NewClientBody>,
@@ -252,7 +243,7 @@ async fn create_client(
         })))
 }
 
-async fn show_client(
+pub async fn show_client(
     req: HttpRequest,
     state: web::Data<HttpState>,
     id: web::Path<String>,
@@ -263,7 +254,7 @@ async fn show_client(
     Ok(HttpResponse::Ok().json(view))
 }
 
-async fn update_client(
+pub async fn update_client(
     req: HttpRequest,
     state: web::Data<HttpState>,
     id: web::Path<String>,
@@ -278,7 +269,7 @@ async fn update_client(
     Ok(HttpResponse::Ok().json(view))
 }
 
-async fn delete_client(
+pub async fn delete_client(
     req: HttpRequest,
     state: web::Data<HttpState>,
     id: web::Path<String>,
@@ -292,7 +283,7 @@ async fn delete_client(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn disable_client(
+pub async fn disable_client(
     req: HttpRequest,
     state: web::Data<HttpState>,
     id: web::Path<String>,
@@ -307,7 +298,7 @@ async fn disable_client(
     Ok(HttpResponse::Ok().json(view))
 }
 
-async fn enable_client(
+pub async fn enable_client(
     req: HttpRequest,
     state: web::Data<HttpState>,
     id: web::Path<String>,
@@ -320,12 +311,12 @@ async fn enable_client(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RotateBody {
+pub struct RotateBody {
     /// Seconds the old secret keeps working (default one day).
     grace_seconds: Option<i64>,
 }
 
-async fn rotate_secret(
+pub async fn rotate_secret(
     req: HttpRequest,
     state: web::Data<HttpState>,
     id: web::Path<String>,
@@ -357,7 +348,7 @@ async fn rotate_secret(
         })))
 }
 
-async fn revoke_all(
+pub async fn revoke_all(
     req: HttpRequest,
     state: web::Data<HttpState>,
     id: web::Path<String>,
@@ -376,7 +367,7 @@ async fn revoke_all(
     })))
 }
 
-async fn list_keys(
+pub async fn list_keys(
     req: HttpRequest,
     state: web::Data<HttpState>,
 ) -> Result<HttpResponse, AdminError> {
@@ -387,7 +378,7 @@ async fn list_keys(
     Ok(HttpResponse::Ok().json(keys))
 }
 
-async fn rotate_keys(
+pub async fn rotate_keys(
     req: HttpRequest,
     state: web::Data<HttpState>,
 ) -> Result<HttpResponse, AdminError> {
@@ -411,13 +402,13 @@ async fn rotate_keys(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AuditQuery {
+pub struct AuditQuery {
     client: Option<String>,
     since: Option<i64>,
     limit: Option<i64>,
 }
 
-async fn read_audit(
+pub async fn read_audit(
     req: HttpRequest,
     state: web::Data<HttpState>,
     query: web::Query<AuditQuery>,

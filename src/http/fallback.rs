@@ -14,7 +14,13 @@ pub async fn not_found() -> HttpResponse {
         })
 }
 
-pub async fn method_not_allowed(allow: &'static str) -> HttpResponse {
+/// `allowed`: the path's methods, lower-case as the route table has them.
+pub async fn method_not_allowed(allowed: &[&str]) -> HttpResponse {
+    let allow = allowed
+        .iter()
+        .map(|m| m.to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join(", ");
     HttpResponse::MethodNotAllowed()
         .insert_header((header::ALLOW, allow))
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -14,6 +14,7 @@ mod introspection;
 mod key_rotation;
 mod keys;
 mod networks;
+mod openapi;
 mod refresh;
 mod revocation;
 mod secrets;
