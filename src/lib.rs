@@ -8,6 +8,7 @@
 // Shared by the server and the verifier: time, crypto, tokens, JWKs.
 pub mod clock;
 pub mod crypto;
+pub mod form_encoding;
 pub mod keys;
 pub mod token;
 

@@ -496,17 +496,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(
 
 /// RFC 6749 §2.3.1: id and secret form-urlencoded, then base64.
 fn basic_auth(id: &str, secret: &str) -> String {
-    fn encode(s: &str) -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                    (b as char).to_string()
-                }
-                b' ' => "+".to_owned(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    }
+    use crate::form_encoding::encode_component as encode;
     format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!(
@@ -515,24 +505,4 @@ fn basic_auth(id: &str, secret: &str) -> String {
             encode(secret)
         ))
     )
-}
-
-/// Percent-decoding of a query value (`+` is a space); `None` if malformed.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
 }

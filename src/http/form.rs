@@ -87,3 +87,24 @@ pub fn peer(
         .collect();
     crate::oauth::network::client_address(req.peer_addr().map(|a| a.ip()), &forwarded, trusted)
 }
+
+/// A request about one token (revocation, introspection): the form read,
+/// the caller authenticated. Returns the caller and the token.
+pub async fn token_operation(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &super::HttpState,
+) -> Result<(crate::store::clients::Client, String), OAuthError> {
+    let params = read_form(req, payload, state.max_body_bytes).await?;
+    let authorization = single_header(req, header::AUTHORIZATION)?;
+    let request = crate::oauth::request::TokenOperationRequest::from_params(params)?;
+    let caller = crate::oauth::authenticate_client(
+        &state.oauth,
+        authorization,
+        request.client_id,
+        request.client_secret,
+        peer(req, &state.trusted_proxies),
+    )
+    .await?;
+    Ok((caller, request.token))
+}

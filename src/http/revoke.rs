@@ -4,8 +4,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::HttpState;
-use super::form::{peer, read_form, single_header};
-use crate::oauth::request::TokenOperationRequest;
+use super::form::token_operation;
 use crate::oauth::{self, OAuthError};
 
 pub async fn revoke(
@@ -13,18 +12,8 @@ pub async fn revoke(
     payload: web::Payload,
     state: web::Data<HttpState>,
 ) -> Result<HttpResponse, OAuthError> {
-    let params = read_form(&req, payload, state.max_body_bytes).await?;
-    let authorization = single_header(&req, header::AUTHORIZATION)?;
-    let request = TokenOperationRequest::from_params(params)?;
-    let caller = oauth::authenticate_client(
-        &state.oauth,
-        authorization,
-        request.client_id,
-        request.client_secret,
-        peer(&req, &state.trusted_proxies),
-    )
-    .await?;
-    oauth::revoke::revoke(&state.oauth, &caller, request.token).await?;
+    let (caller, token) = token_operation(&req, payload, &state).await?;
+    oauth::revoke::revoke(&state.oauth, &caller, token).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))

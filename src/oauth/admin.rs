@@ -68,10 +68,7 @@ pub async fn authorize(
         .run(move |conn| revocation::access_token_standing(conn, &jti, &client_id))
         .await
         .map_err(|e| AdminAuthError::Unavailable(e.to_string()))?;
-    let cut_off = standing
-        .client
-        .is_none_or(|c| c.disabled || c.tokens_valid_after.is_some_and(|t| claims.iat <= t));
-    if standing.revoked || cut_off {
+    if !standing.in_force(claims.iat) {
         return Err(AdminAuthError::InvalidToken);
     }
     if !claims.scope.split(' ').any(|s| s == ADMIN_SCOPE) {

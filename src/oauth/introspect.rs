@@ -122,23 +122,20 @@ pub async fn introspect(
         .db
         .run(move |conn| revocation::access_token_standing(conn, &jti, &client_id))
         .await?;
-    let cut_off = |c: &revocation::ClientStanding| {
-        c.disabled || c.tokens_valid_after.is_some_and(|t| claims.iat <= t)
-    };
-    match standing.client {
-        Some(client) if !standing.revoked && !cut_off(&client) => Ok(Introspection {
-            active: true,
-            scope: Some(claims.scope),
-            client_id: Some(claims.client_id),
-            sub: Some(claims.sub),
-            aud: Some(claims.aud),
-            iss: Some(claims.iss),
-            exp: Some(claims.exp),
-            iat: Some(claims.iat),
-            nbf: Some(claims.nbf),
-            jti: Some(claims.jti),
-            token_type: Some("Bearer"),
-        }),
-        _ => Ok(Introspection::inactive()),
+    if !standing.in_force(claims.iat) {
+        return Ok(Introspection::inactive());
     }
+    Ok(Introspection {
+        active: true,
+        scope: Some(claims.scope),
+        client_id: Some(claims.client_id),
+        sub: Some(claims.sub),
+        aud: Some(claims.aud),
+        iss: Some(claims.iss),
+        exp: Some(claims.exp),
+        iat: Some(claims.iat),
+        nbf: Some(claims.nbf),
+        jti: Some(claims.jti),
+        token_type: Some("Bearer"),
+    })
 }

@@ -220,6 +220,17 @@ pub struct AccessTokenStanding {
     pub client: Option<ClientStanding>,
 }
 
+impl AccessTokenStanding {
+    /// Whether a token issued at `iat` with this standing is still good: not
+    /// listed, its client present and enabled, and issued after any cut-off.
+    pub fn in_force(&self, iat: i64) -> bool {
+        !self.revoked
+            && self
+                .client
+                .is_some_and(|c| !c.disabled && c.tokens_valid_after.is_none_or(|t| iat > t))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientStanding {
     pub disabled: bool,

@@ -129,7 +129,7 @@ fn bearer(
                 ));
             }
             return match in_query.as_slice() {
-                [token] if !token.is_empty() => crate::verifier::percent_decode(token)
+                [token] if !token.is_empty() => crate::form_encoding::decode_component(token)
                     .ok_or_else(|| bad("malformed access_token")),
                 _ => Err(bad("malformed access_token")),
             };
