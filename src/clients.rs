@@ -211,6 +211,18 @@ pub fn update(
     update: &ClientUpdate,
     now: UnixSeconds,
 ) -> Result<ClientView, ClientError> {
+    let nothing = update.name.is_none()
+        && update.scope.is_none()
+        && update.audiences.is_none()
+        && update.access_token_ttl.is_none()
+        && update.refresh_tokens.is_none()
+        && update.refresh_token_ttl.is_none()
+        && update.refresh_family_ttl.is_none()
+        && update.can_introspect.is_none()
+        && update.allowed_networks.is_none();
+    if nothing {
+        return Err(invalid("update", "nothing to change"));
+    }
     let changes = clients::ClientChanges {
         name: update.name.as_deref().map(check_name).transpose()?,
         scopes: update.scope.as_deref().map(check_scope).transpose()?,

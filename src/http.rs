@@ -32,6 +32,8 @@ pub struct HttpState {
     pub keys: crate::keys::maintainer::KeyMaintainer,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<crate::oauth::network::Cidr>,
+    /// Access-token lifetime of clients created without one.
+    pub default_access_token_ttl: i64,
 }
 
 pub const TOKEN_PATH: &str = "/oauth2/token";
@@ -102,7 +104,6 @@ async fn openapi() -> actix_web::HttpResponse {
 
 /// The route table, with the admin API's extractor settings.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    admin::extractor_config(cfg);
     register(cfg);
     cfg.default_service(web::to(fallback::not_found));
 }

@@ -204,6 +204,7 @@ impl Application {
             keys: key_maintainer.clone(),
             trusted_proxies: crate::oauth::network::parse_list(&settings.trusted_proxies)
                 .unwrap_or_default(),
+            default_access_token_ttl: settings.access_token_ttl,
         });
         let mut server = HttpServer::new(move || {
             App::new()

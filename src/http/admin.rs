@@ -97,6 +97,9 @@ impl ResponseError for AdminError {
         };
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CACHE_CONTROL, "no-store"));
+        if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, "5"));
+        }
         if let Self::Auth(kind) = self {
             let mut challenge = "Bearer realm=\"tessera-admin\"".to_owned();
             if !code.is_empty() && !matches!(kind, AdminAuthError::Unavailable(_)) {
@@ -135,6 +138,22 @@ async fn admin(req: &HttpRequest, state: &HttpState) -> Result<(), AdminError> {
     Ok(())
 }
 
+/// Bodies and query strings are parsed only after the caller is
+/// authorized, so an anonymous request learns nothing from validation.
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
+    if body.len() > 64 * 1024 {
+        return Err(AdminError::BadRequest("the body is too large".into()));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| AdminError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, AdminError> {
+    web::Query::<T>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| AdminError::BadRequest(format!("invalid query: {e}")))
+}
+
 async fn db<T, F>(state: &HttpState, f: F) -> Result<T, AdminError>
 where
     F: FnOnce(&mut crate::store::DbConnection) -> Result<T, AdminError> + Send + 'static,
@@ -148,20 +167,6 @@ where
         .map_err(AdminError::from)?
 }
 
-/// JSON and query errors of the admin handlers answer like every other
-/// admin error.
-pub fn extractor_config(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(64 * 1024)
-            .error_handler(|e, _| AdminError::BadRequest(format!("invalid JSON body: {e}")).into()),
-    )
-    .app_data(
-        web::QueryConfig::default()
-            .error_handler(|e, _| AdminError::BadRequest(format!("invalid query: {e}")).into()),
-    );
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
@@ -172,10 +177,9 @@ pub struct Page {
 pub async fn list_clients(
     req: HttpRequest,
     state: web::Data<HttpState>,
-    page: web::Query<Page>,
 ) -> Result<HttpResponse, AdminError> {
     admin(&req, &state).await?;
-    let Page { after, limit } = page.into_inner();
+    let Page { after, limit } = query(&req)?;
     let limit = limit.unwrap_or(100).clamp(1, 1000);
     let rows = db(&state, move |conn| {
         Ok(client_store::list_page(conn, after.as_deref(), limit + 1)?)
@@ -217,16 +221,16 @@ pub struct NewClientBody {
 pub async fn create_client(
     req: HttpRequest,
     state: web::Data<HttpState>,
-    body: web::Json<NewClientBody>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
     admin(&req, &state).await?;
-    let b = body.into_inner();
+    let b: NewClientBody = json_body(&body)?;
     let spec = ClientSpec {
         id: b.client_id,
         name: b.name,
         scope: b.scope,
         audiences: b.audiences,
-        access_token_ttl: b.access_token_ttl.unwrap_or(300),
+        access_token_ttl: b.access_token_ttl.unwrap_or(state.default_access_token_ttl),
         refresh_tokens: b.refresh_tokens.unwrap_or(true),
         refresh_token_ttl: b.refresh_token_ttl,
         refresh_family_ttl: b.refresh_family_ttl,
@@ -258,10 +262,11 @@ pub async fn update_client(
     req: HttpRequest,
     state: web::Data<HttpState>,
     id: web::Path<String>,
-    body: web::Json<ClientUpdate>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
     admin(&req, &state).await?;
-    let (id, change, now) = (id.into_inner(), body.into_inner(), state.oauth.clock.now());
+    let change: ClientUpdate = json_body(&body)?;
+    let (id, now) = (id.into_inner(), state.oauth.clock.now());
     let view = db(&state, move |conn| {
         Ok(clients::update(conn, &id, &change, now)?)
     })
@@ -411,14 +416,13 @@ pub struct AuditQuery {
 pub async fn read_audit(
     req: HttpRequest,
     state: web::Data<HttpState>,
-    query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, AdminError> {
     admin(&req, &state).await?;
     let AuditQuery {
         client,
         since,
         limit,
-    } = query.into_inner();
+    } = query(&req)?;
     let limit = limit.unwrap_or(100).clamp(1, 10_000);
     let events = db(&state, move |conn| {
         Ok(audit::list(conn, client.as_deref(), since, limit)?)

@@ -229,6 +229,15 @@ pub fn retire_now(
                         now,
                     )?;
                     signing_keys::insert_key(conn, &row)?;
+                    signing_keys::audit_key(
+                        conn,
+                        now,
+                        "key_published",
+                        &format!(
+                            "key {} ({}) signs at once, replacing {kid}",
+                            row.kid, row.alg
+                        ),
+                    )?;
                     Some(row.kid)
                 }
             }

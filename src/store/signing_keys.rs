@@ -133,6 +133,15 @@ pub fn insert_first_key(conn: &mut DbConnection, key: &SigningKeyRow) -> Result<
             return Ok::<_, StoreError>(false);
         }
         insert_key(conn, key)?;
+        audit_key(
+            conn,
+            key.created_at,
+            "key_published",
+            &format!(
+                "first key {} ({}) signs from {}",
+                key.kid, key.alg, key.activates_at
+            ),
+        )?;
         Ok(true)
     })
 }

@@ -170,3 +170,25 @@ both_backends! {
         assert_eq!(call(&app, Method::POST, "/admin/keys/rotate", t, None).await.0, 409);
     }
 }
+
+both_backends! {
+    async fn an_anonymous_request_learns_nothing_from_validation(backend) {
+        use reqwest::Method;
+        let app = crate::helpers::spawn_app_with(&backend, |s| s.access_token_ttl = 120).await;
+        let (status, _, _) = call(&app, Method::POST, "/admin/clients", None, Some(json!({"nonsense": true}))).await;
+        assert_eq!(status, 401, "authorization comes before the body");
+        let (status, _, _) = call(&app, Method::GET, "/admin/audit?limit=notanumber", None, None).await;
+        assert_eq!(status, 401);
+
+        let admin = admin_token(&app).await;
+        let t = Some(admin.as_str());
+        let (status, _, created) = call(&app, Method::POST, "/admin/clients", t, Some(json!({"name": "svc", "client_id": "svc"}))).await;
+        assert_eq!(status, 201, "{created}");
+        let (_, _, shown) = call(&app, Method::GET, "/admin/clients/svc", t, None).await;
+        assert_eq!(shown["access_token_ttl"], 120, "the server's default lifetime");
+        let (status, _, body) = call(&app, Method::PATCH, "/admin/clients/svc", t, Some(json!({}))).await;
+        assert_eq!(status, 400);
+        assert!(body["error_description"].as_str().unwrap_or_default().contains("nothing to change"));
+        assert_eq!(call(&app, Method::GET, "/admin/audit?limit=notanumber", t, None).await.0, 400);
+    }
+}
