@@ -64,6 +64,30 @@ pub struct OAuthState {
     pub leeway: i64,
 }
 
+impl OAuthState {
+    /// Verifies a token this server issued, with the keys it publishes now.
+    /// The server is the issuer, so `exp` gets `expiry_leeway` (0, or the
+    /// clock leeway where a lenient validator's view matters); a token
+    /// minted just after a client cut-off carries the next second (see
+    /// `mint_access_token`), which the not-before leeway absorbs.
+    pub fn verify_own(
+        &self,
+        token: &str,
+        now: crate::clock::UnixSeconds,
+        expiry_leeway: i64,
+    ) -> Result<crate::token::access::AccessTokenClaims, crate::token::verify::VerifyError> {
+        let keys = self.keys.current(now);
+        let expect = crate::token::verify::Expectations {
+            issuer: &self.issuer,
+            audience: None,
+            now,
+            expiry_leeway,
+            not_before_leeway: self.leeway,
+        };
+        crate::token::verify::verify(token, &keys.verification, &expect)
+    }
+}
+
 /// RFC 6749 §5.1.
 #[derive(Debug, Serialize)]
 pub struct TokenResponse {

@@ -8,7 +8,6 @@
 use super::OAuthState;
 use crate::store::revocation;
 use crate::token::access::{AccessTokenClaims, Audience};
-use crate::token::verify::{self, Expectations};
 
 pub const ADMIN_SCOPE: &str = "tessera:admin";
 
@@ -44,15 +43,8 @@ pub async fn authorize(
         return Err(AdminAuthError::Malformed);
     }
     let now = state.clock.now();
-    let keys = state.keys.current(now);
-    let expect = Expectations {
-        issuer: &state.issuer,
-        audience: None,
-        now,
-        expiry_leeway: 0,
-        not_before_leeway: state.leeway,
-    };
-    let claims = verify::verify(token, &keys.verification, &expect)
+    let claims = state
+        .verify_own(token, now, 0)
         .map_err(|_| AdminAuthError::InvalidToken)?;
     let allowed = admin_audiences(&state.issuer);
     let aud_ok = match &claims.aud {

@@ -16,7 +16,6 @@ use crate::config::MAX_ACCESS_TOKEN_TTL;
 use crate::store::clients::Client;
 use crate::store::{refresh as refresh_store, revocation};
 use crate::token::secret::{REFRESH_TOKEN_PREFIX, SecretHash};
-use crate::token::verify::{self, Expectations};
 
 pub async fn revoke(state: &OAuthState, caller: &Client, token: String) -> Result<(), OAuthError> {
     let now = state.clock.now();
@@ -47,20 +46,10 @@ pub async fn revoke(state: &OAuthState, caller: &Client, token: String) -> Resul
         }
         return Ok(());
     }
-    let keys = state.keys.current(now);
-    let expect = Expectations {
-        issuer: &state.issuer,
-        audience: None,
-        now,
-        // Validators may accept a token for their leeway past `exp`, so it
-        // can still be revoked until then. A token minted just after a
-        // client cut-off carries the next second (see `mint_access_token`),
-        // which the not-before leeway absorbs.
-        expiry_leeway: state.leeway,
-        not_before_leeway: state.leeway,
-    };
+    // Validators may accept a token for their leeway past `exp`, so it can
+    // still be revoked until then.
     // Expired or invalid: nothing to revoke.
-    let Ok(claims) = verify::verify(&token, &keys.verification, &expect) else {
+    let Ok(claims) = state.verify_own(&token, now, state.leeway) else {
         return Ok(());
     };
     if claims.client_id != caller.id {
