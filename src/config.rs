@@ -77,6 +77,11 @@ pub struct Settings {
     /// Reverse proxies whose `X-Forwarded-For` is believed: CIDR blocks,
     /// space- or comma-separated (`TESSERA_TRUSTED_PROXIES`); empty: none.
     pub trusted_proxies: String,
+    /// Failed client authentications allowed in a burst per client id and
+    /// address (five times as many per address) (`TESSERA_AUTH_FAILURE_BURST`).
+    pub auth_failure_burst: u32,
+    /// Seconds to regain one failed attempt (`TESSERA_AUTH_FAILURE_REFILL`).
+    pub auth_failure_refill: u32,
 }
 
 impl Default for Settings {
@@ -106,6 +111,8 @@ impl Default for Settings {
             key_check_interval: 60,
             audit_retention: 90 * 86_400,
             trusted_proxies: String::new(),
+            auth_failure_burst: 10,
+            auth_failure_refill: 6,
         }
     }
 }
@@ -295,6 +302,12 @@ impl Settings {
         if let Some(v) = env("TESSERA_KEY_CHECK_INTERVAL") {
             self.key_check_interval = parsed("TESSERA_KEY_CHECK_INTERVAL", &v)?;
         }
+        if let Some(v) = env("TESSERA_AUTH_FAILURE_BURST") {
+            self.auth_failure_burst = parsed("TESSERA_AUTH_FAILURE_BURST", &v)?;
+        }
+        if let Some(v) = env("TESSERA_AUTH_FAILURE_REFILL") {
+            self.auth_failure_refill = parsed("TESSERA_AUTH_FAILURE_REFILL", &v)?;
+        }
         if let Some(v) = env("TESSERA_TRUSTED_PROXIES") {
             self.trusted_proxies = v;
         }
@@ -368,6 +381,18 @@ impl Settings {
             ));
         }
         self.signing_algorithm()?;
+        if !(1..=1000).contains(&self.auth_failure_burst) {
+            return Err(invalid(
+                "TESSERA_AUTH_FAILURE_BURST",
+                "must be between 1 and 1000",
+            ));
+        }
+        if !(1..=3600).contains(&self.auth_failure_refill) {
+            return Err(invalid(
+                "TESSERA_AUTH_FAILURE_REFILL",
+                "must be between 1 and 3600 seconds",
+            ));
+        }
         if crate::oauth::network::parse_list(&self.trusted_proxies).is_none() {
             return Err(invalid(
                 "TESSERA_TRUSTED_PROXIES",

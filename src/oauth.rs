@@ -9,6 +9,7 @@ pub mod client_credentials;
 pub mod error;
 pub mod form;
 pub mod introspect;
+pub mod limiter;
 pub mod network;
 pub mod refresh;
 pub mod request;
@@ -62,6 +63,8 @@ pub struct OAuthState {
     pub refresh: RefreshPolicy,
     /// Clock skew tolerated on `nbf` and `iat`.
     pub leeway: i64,
+    /// Brute-force limits on client authentication.
+    pub limiter: Arc<limiter::FailureLimiter>,
 }
 
 impl OAuthState {
@@ -118,12 +121,18 @@ pub async fn authenticate_client(
     ) {
         Ok(c) => c,
         Err(e) => {
+            if let Some(retry_after) = state.limiter.blocked(None, source, now) {
+                return Err(OAuthError::TooManyFailures { retry_after });
+            }
             log_auth_failure(None)(&e);
-            audit_auth_failure(state, &e, None, source, now).await;
+            note_failure(state, &e, None, source, now).await;
             return Err(e);
         }
     };
     let client_id = credentials.client_id.clone();
+    if let Some(retry_after) = state.limiter.blocked(Some(&client_id), source, now) {
+        return Err(OAuthError::TooManyFailures { retry_after });
+    }
     let result = state
         .db
         .run(move |conn| client_auth::authenticate(conn, &credentials, now, source))
@@ -131,9 +140,60 @@ pub async fn authenticate_client(
         .map_err(OAuthError::from)?;
     if let Err(e) = &result {
         log_auth_failure(Some(&client_id))(e);
-        audit_auth_failure(state, e, Some(&client_id), source, now).await;
+        note_failure(state, e, Some(&client_id), source, now).await;
     }
     result
+}
+
+/// Counts a failed authentication against the brute-force limits and
+/// audits it, and the lockout it may cause.
+async fn note_failure(
+    state: &OAuthState,
+    error: &OAuthError,
+    client_id: Option<&str>,
+    source: Option<std::net::IpAddr>,
+    now: i64,
+) {
+    if !matches!(error, OAuthError::InvalidClient { .. }) {
+        return;
+    }
+    let shown = client_id.map(loggable_client_id);
+    if state.limiter.record_failure(shown.as_deref(), source, now) {
+        log::warn!(
+            "client authentication locked out: client_id={shown:?} source={source:?} (too many failures)"
+        );
+        audit_lockout(state, client_id, source, now).await;
+    }
+    audit_auth_failure(state, error, client_id, source, now).await;
+}
+
+async fn audit_lockout(
+    state: &OAuthState,
+    client_id: Option<&str>,
+    source: Option<std::net::IpAddr>,
+    now: i64,
+) {
+    let column = client_id
+        .filter(|id| loggable_client_id(id) == *id)
+        .map(str::to_owned);
+    let source = source.map(|ip| ip.to_string());
+    let written = state
+        .db
+        .run(move |conn| {
+            crate::store::audit::record(
+                conn,
+                now,
+                "auth_rate_limited",
+                column.as_deref(),
+                source.as_deref(),
+                "too many failed authentications: further attempts refused with 429 for a while",
+            )
+            .map_err(crate::store::StoreError::from)
+        })
+        .await;
+    if let Err(e) = written {
+        log::warn!("audit: cannot record a lockout: {e}");
+    }
 }
 
 /// Best effort: a failed audit write is logged, and the caller still gets

@@ -197,6 +197,10 @@ impl Application {
                     grace: settings.refresh_grace,
                 },
                 leeway: settings.clock_leeway,
+                limiter: Arc::new(crate::oauth::limiter::FailureLimiter::new(
+                    settings.auth_failure_burst,
+                    settings.auth_failure_refill,
+                )),
             },
             discovery: Discovery::new(),
             jwks_max_age: settings.jwks_max_age,

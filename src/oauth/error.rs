@@ -32,6 +32,9 @@ pub enum OAuthError {
     AccessDenied(&'static str),
     #[error("request body too large")]
     PayloadTooLarge,
+    /// Too many failed client authentications from here (HTTP 429).
+    #[error("too many failed authentications; retry in {retry_after} s")]
+    TooManyFailures { retry_after: i64 },
     /// The database cannot be reached: retry later, and never conclude that
     /// the credentials were wrong.
     #[error("temporarily unavailable: {0}")]
@@ -54,7 +57,7 @@ impl OAuthError {
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidTarget(_) => "invalid_target",
             Self::AccessDenied(_) => "access_denied",
-            Self::Unavailable(_) => "temporarily_unavailable",
+            Self::Unavailable(_) | Self::TooManyFailures { .. } => "temporarily_unavailable",
             Self::Internal(_) => "server_error",
         }
     }
@@ -70,6 +73,9 @@ impl OAuthError {
             Self::InvalidClient { .. } => CLIENT_AUTH_FAILED,
             Self::UnsupportedGrantType => "the grant type is not supported",
             Self::PayloadTooLarge => "the request body is too large",
+            Self::TooManyFailures { .. } => {
+                "too many failed client authentications from this address; retry later"
+            }
             Self::Unavailable(_) => "the service is temporarily unavailable, retry later",
             Self::Internal(_) => "internal server error",
         }

@@ -13,6 +13,7 @@ mod interop;
 mod introspection;
 mod key_rotation;
 mod keys;
+mod limits;
 mod networks;
 mod openapi;
 mod refresh;
