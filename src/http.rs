@@ -74,6 +74,7 @@ routes! {
     JWKS_PATH => { get: jwks::jwks }
     METADATA_PATH => { get: metadata::metadata }
     "/healthz" => { get: health::healthz, head: health::healthz }
+    "/readyz" => { get: health::readyz }
     OPENAPI_PATH => { get: openapi }
     "/admin/clients" => { get: admin::list_clients, post: admin::create_client }
     "/admin/clients/{id}" => {

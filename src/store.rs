@@ -17,6 +17,13 @@ pub mod signing_keys;
 
 pub use connection::{Backend, Database, DbConnection, MigrationReport};
 
+/// A round trip to the database, for readiness checks.
+pub fn ping(conn: &mut DbConnection) -> Result<(), StoreError> {
+    use diesel::RunQueryDsl;
+    diesel::sql_query("SELECT 1").execute(conn)?;
+    Ok(())
+}
+
 /// A storage failure, split by what the caller should tell its own caller:
 /// `Unavailable` means "try again later" (HTTP 503), anything else is a bug
 /// or a broken database (HTTP 500).

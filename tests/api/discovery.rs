@@ -140,3 +140,119 @@ both_backends! {
         assert_eq!(body["error"], "not_found");
     }
 }
+
+both_backends! {
+    async fn readyz_is_ready_with_a_database_and_an_active_key(backend) {
+        let app = spawn_app(&backend).await;
+        let resp = app.http.get(app.url("/readyz")).send().await.expect("request");
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.expect("JSON");
+        assert_eq!(body["status"], "ready");
+        assert_eq!(body["checks"]["database"], "ok");
+        assert_eq!(body["checks"]["signing_key"], "ok");
+    }
+}
+
+/// PostgreSQL only: an outage is made by refusing new connections and
+/// ending the open ones (SQLite has no server to take away).
+#[actix_web::test]
+async fn readyz_answers_503_while_the_database_is_away_and_recovers() {
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+    let Some(backend) = crate::helpers::Backend::postgres("readyz_outage") else {
+        return;
+    };
+    let crate::helpers::Backend::Postgres { admin_url } = &backend else {
+        return;
+    };
+    let app = crate::helpers::spawn_app_with(&backend, |s| s.db_timeout = 1).await;
+    let client = app
+        .create_client(spec("read", &["https://api.example.com"]))
+        .await;
+    let name = app
+        .db
+        .url
+        .rsplit('/')
+        .next()
+        .expect("database name")
+        .to_owned();
+    let mut admin = PgConnection::establish(admin_url).expect("admin connection");
+    // ALLOW_CONNECTIONS binds superusers too (a connection limit does not).
+    let cut = |away: bool, admin: &mut PgConnection| {
+        diesel::sql_query(format!(
+            "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {}",
+            !away
+        ))
+        .execute(admin)
+        .expect("alter");
+        if away {
+            diesel::sql_query(format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            ))
+            .execute(admin)
+            .expect("terminate");
+        }
+    };
+    cut(true, &mut admin);
+    let mut saw_503 = false;
+    for _ in 0..5 {
+        let resp = app
+            .http
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .expect("request");
+        if resp.status() == 503 {
+            let body: Value = resp.json().await.expect("JSON");
+            assert_eq!(body["checks"]["database"], "unavailable");
+            saw_503 = true;
+            break;
+        }
+    }
+    assert!(saw_503, "readiness never noticed the outage");
+    // A client with good credentials is told to retry, never that they are
+    // wrong, and gets no token (checklist G1).
+    let resp = app
+        .post_token(
+            &[("grant_type", "client_credentials")],
+            Some((&client.id, &client.secret)),
+        )
+        .await;
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().contains_key("retry-after"));
+    let body: Value = resp.json().await.expect("JSON");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert!(body.get("access_token").is_none());
+    // JWKS and metadata keep being served from memory meanwhile.
+    let jwks = app
+        .http
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(jwks.status(), 200);
+    cut(false, &mut admin);
+    let mut recovered = false;
+    for _ in 0..20 {
+        if app
+            .http
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .expect("request")
+            .status()
+            == 200
+        {
+            recovered = true;
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(recovered, "the server did not recover by itself");
+    let resp = app
+        .post_token(
+            &[("grant_type", "client_credentials")],
+            Some((&client.id, &client.secret)),
+        )
+        .await;
+    assert_eq!(resp.status(), 200, "tokens again after the outage");
+}
