@@ -610,3 +610,60 @@ pub fn start_binary(config: &ProcessConfig, env: &[(&str, &str)]) -> (Child, Str
     std::thread::spawn(move || for _ in lines {});
     (child, format!("http://127.0.0.1:{port}"))
 }
+
+/// As [`start_binary`], keeping everything the server logs.
+pub fn start_binary_logging(
+    config: &ProcessConfig,
+    env: &[(&str, &str)],
+) -> (Child, String, Arc<std::sync::Mutex<String>>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("serve")
+        .current_dir(&config.dir)
+        .env("TESSERA_BIND", "127.0.0.1:0")
+        .env("TESSERA_ISSUER", "https://auth.example.com")
+        .env("TESSERA_DATABASE_URL", &config.db_url)
+        .env("TESSERA_KEYS_DIR", &config.keys_dir)
+        .env("TESSERA_WORKERS", "1")
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start tessera");
+    let log = Arc::new(std::sync::Mutex::new(String::new()));
+    if let Some(stdout) = child.stdout.take() {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(mut l) = log.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            }
+        });
+    }
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("the server logs until it listens")
+            .expect("UTF-8");
+        if let Ok(mut l) = log.lock() {
+            l.push_str(&line);
+            l.push('\n');
+        }
+        if let Some(rest) = line.split("listening on port ").nth(1) {
+            break rest.split(',').next().expect("port").trim().to_owned();
+        }
+    };
+    let keep = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Ok(mut l) = keep.lock() {
+                l.push_str(&line);
+                l.push('\n');
+            }
+        }
+    });
+    (child, format!("http://127.0.0.1:{port}"), log)
+}

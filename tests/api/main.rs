@@ -14,6 +14,7 @@ mod introspection;
 mod key_rotation;
 mod keys;
 mod limits;
+mod logs;
 mod networks;
 mod openapi;
 mod refresh;
