@@ -109,6 +109,42 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.default_service(web::to(fallback::not_found));
 }
 
+/// A panic in a handler becomes a generic JSON 500 instead of a dropped
+/// connection; the panic message goes to the log, never to the client.
+pub async fn catch_panics<B>(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error>
+where
+    B: actix_web::body::MessageBody + 'static,
+{
+    use futures_util::FutureExt;
+    let (method, path) = (req.method().clone(), req.path().to_owned());
+    match std::panic::AssertUnwindSafe(next.call(req))
+        .catch_unwind()
+        .await
+    {
+        Ok(result) => result.map(actix_web::dev::ServiceResponse::map_into_boxed_body),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            log::error!("handler panicked on {method} {path}: {message}");
+            // The request went down with the handler; an error is rendered
+            // by the server itself.
+            let response = actix_web::HttpResponse::InternalServerError()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .json(serde_json::json!({
+                    "error": "server_error",
+                    "error_description": "internal server error",
+                }));
+            Err(actix_web::error::InternalError::from_response("handler panicked", response).into())
+        }
+    }
+}
+
 /// Headers on every response.
 pub fn default_headers() -> actix_web::middleware::DefaultHeaders {
     actix_web::middleware::DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))

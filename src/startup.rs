@@ -218,6 +218,7 @@ impl Application {
                     Logger::new("%{method}xi %U %s %Dms")
                         .custom_request_replace("method", |req| req.method().to_string()),
                 )
+                .wrap(actix_web::middleware::from_fn(http::catch_panics))
                 .wrap(http::default_headers())
                 .configure(http::configure)
         })
