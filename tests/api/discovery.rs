@@ -168,6 +168,7 @@ async fn readyz_answers_503_while_the_database_is_away_and_recovers() {
     let client = app
         .create_client(spec("read", &["https://api.example.com"]))
         .await;
+    let held = app.access_token(&client).await;
     let name = app
         .db
         .url
@@ -222,6 +223,9 @@ async fn readyz_answers_503_while_the_database_is_away_and_recovers() {
     let body: Value = resp.json().await.expect("JSON");
     assert_eq!(body["error"], "temporarily_unavailable");
     assert!(body.get("access_token").is_none());
+    // A revocation that cannot be recorded is never acknowledged (RFC 7009
+    // §2.2.1: on 503 the client must assume the token still exists).
+    assert_eq!(app.revoke(&client, &held).await.status(), 503);
     // JWKS and metadata keep being served from memory meanwhile.
     let jwks = app
         .http
@@ -255,6 +259,11 @@ async fn readyz_answers_503_while_the_database_is_away_and_recovers() {
         )
         .await;
     assert_eq!(resp.status(), 200, "tokens again after the outage");
+    assert_eq!(
+        app.introspect(&client, &held).await["active"],
+        true,
+        "the failed revocation changed nothing"
+    );
 }
 
 /// A panicking handler behind the server's middleware answers a generic
