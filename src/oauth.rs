@@ -167,6 +167,36 @@ async fn note_failure(
     audit_auth_failure(state, error, client_id, source, now).await;
 }
 
+/// Writes an audit event for an unauthenticated caller. Best effort: a
+/// failed write is logged, and the caller still gets its answer.
+async fn audit_caller(
+    state: &OAuthState,
+    kind: &'static str,
+    client_id: Option<String>,
+    source: Option<std::net::IpAddr>,
+    detail: String,
+    now: i64,
+) {
+    let source = source.map(|ip| ip.to_string());
+    let written = state
+        .db
+        .run(move |conn| {
+            crate::store::audit::record(
+                conn,
+                now,
+                kind,
+                client_id.as_deref(),
+                source.as_deref(),
+                &detail,
+            )
+            .map_err(crate::store::StoreError::from)
+        })
+        .await;
+    if let Err(e) = written {
+        log::warn!("audit: cannot record {kind}: {e}");
+    }
+}
+
 async fn audit_lockout(
     state: &OAuthState,
     client_id: Option<&str>,
@@ -176,28 +206,18 @@ async fn audit_lockout(
     let column = client_id
         .filter(|id| loggable_client_id(id) == *id)
         .map(str::to_owned);
-    let source = source.map(|ip| ip.to_string());
-    let written = state
-        .db
-        .run(move |conn| {
-            crate::store::audit::record(
-                conn,
-                now,
-                "auth_rate_limited",
-                column.as_deref(),
-                source.as_deref(),
-                "too many failed authentications: further attempts refused with 429 for a while",
-            )
-            .map_err(crate::store::StoreError::from)
-        })
-        .await;
-    if let Err(e) = written {
-        log::warn!("audit: cannot record a lockout: {e}");
-    }
+    let detail = "too many failed authentications: further attempts refused with 429 for a while";
+    audit_caller(
+        state,
+        "auth_rate_limited",
+        column,
+        source,
+        detail.to_owned(),
+        now,
+    )
+    .await;
 }
 
-/// Best effort: a failed audit write is logged, and the caller still gets
-/// its `invalid_client`.
 async fn audit_auth_failure(
     state: &OAuthState,
     error: &OAuthError,
@@ -216,24 +236,7 @@ async fn audit_auth_failure(
         (_, Some(shown)) => (None, format!("{reason}; presented id {shown}")),
         (_, None) => (None, (*reason).to_owned()),
     };
-    let source = source.map(|ip| ip.to_string());
-    let written = state
-        .db
-        .run(move |conn| {
-            crate::store::audit::record(
-                conn,
-                now,
-                "client_auth_failed",
-                column.as_deref(),
-                source.as_deref(),
-                &detail,
-            )
-            .map_err(crate::store::StoreError::from)
-        })
-        .await;
-    if let Err(e) = written {
-        log::warn!("audit: cannot record a failed authentication: {e}");
-    }
+    audit_caller(state, "client_auth_failed", column, source, detail, now).await;
 }
 
 fn log_auth_failure(client_id: Option<&str>) -> impl Fn(&OAuthError) + '_ {
