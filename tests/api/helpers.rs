@@ -581,37 +581,14 @@ impl ProcessConfig {
 /// Starts the real binary on an ephemeral port; returns the child and its
 /// base URL once it listens. Blocks: call it from a blocking task.
 pub fn start_binary(config: &ProcessConfig, env: &[(&str, &str)]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .arg("serve")
-        .current_dir(&config.dir)
-        .env("TESSERA_BIND", "127.0.0.1:0")
-        .env("TESSERA_ISSUER", "https://auth.example.com")
-        .env("TESSERA_DATABASE_URL", &config.db_url)
-        .env("TESSERA_KEYS_DIR", &config.keys_dir)
-        .env("TESSERA_WORKERS", "1")
-        .env("RUST_LOG", "info")
-        .envs(env.iter().copied())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start tessera");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let port = loop {
-        let line = lines
-            .next()
-            .expect("the server logs until it listens")
-            .expect("UTF-8");
-        if let Some(rest) = line.split("listening on port ").nth(1) {
-            break rest.split(',').next().expect("port").trim().to_owned();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, format!("http://127.0.0.1:{port}"))
+    let mut with_info = vec![("RUST_LOG", "info")];
+    with_info.extend_from_slice(env);
+    let (child, base, _log) = start_binary_logging(config, &with_info);
+    (child, base)
 }
 
-/// As [`start_binary`], keeping everything the server logs.
+/// As [`start_binary`], keeping everything the server logs (and reading
+/// `RUST_LOG` from `env`).
 pub fn start_binary_logging(
     config: &ProcessConfig,
     env: &[(&str, &str)],
