@@ -265,6 +265,14 @@ impl TestApp {
         self.clock.now()
     }
 
+    /// CLI commands stamp instants with the wall clock, which a slow machine
+    /// can move past the test's clock: bring the server's clock level with it
+    /// (plus `ahead` seconds) so what the CLI wrote is in the server's past.
+    pub fn catch_up_with_wall_clock(&self, ahead: i64) {
+        self.clock
+            .set(self.clock_now().max(tessera::clock::SystemClock.now()) + ahead);
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

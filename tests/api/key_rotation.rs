@@ -149,7 +149,7 @@ both_backends! {
         let successor = done["successor"].as_str().expect("a successor").to_owned();
 
         // The CLI used the wall clock; the server's clock catches up.
-        app.clock.advance(5);
+        app.catch_up_with_wall_clock(5);
         app.keys.run_once().await.expect("maintenance");
         assert_eq!(kids(&app.jwks().await), vec![successor.clone()]);
         assert!(app.verify_offline(&before, API).await.is_err(), "its tokens fail at once");
@@ -180,7 +180,7 @@ both_backends! {
         assert!(!again.status.success(), "one pending key at a time");
         assert!(String::from_utf8_lossy(&again.stderr).contains("already published"));
 
-        app.clock.advance(5);
+        app.catch_up_with_wall_clock(5);
         app.keys.run_once().await.expect("maintenance");
         let exported = json_of(&tessera(&app, &["keys", "export-jwks"]));
         assert_eq!(exported, app.jwks().await);
@@ -250,9 +250,7 @@ both_backends! {
             // Pre-published like any rotation; after the lead it signs. (The
             // CLI stamped the key with the wall clock, which may be ahead of
             // the test's clock: catch up first.)
-            use tessera::clock::Clock;
-            app.clock.set(app.clock_now().max(tessera::clock::SystemClock.now()));
-            app.clock.advance(LEAD + 10);
+            app.catch_up_with_wall_clock(LEAD + 10);
             app.keys.run_once().await.expect("maintenance");
             let jwks = app.jwks().await;
             let jwk = jwks["keys"].as_array().expect("keys").iter()

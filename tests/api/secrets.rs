@@ -84,8 +84,7 @@ both_backends! {
         let secret = body["client_secret"].as_str().expect("secret");
         assert!(secret.starts_with("tsec_"));
         // The CLI ran on the wall clock; let the server's clock catch up.
-        use tessera::clock::Clock;
-        app.clock.set(app.clock_now().max(tessera::clock::SystemClock.now()) + 1);
+        app.catch_up_with_wall_clock(1);
         assert_eq!(token_status(&app, &client.id, &client.secret).await, 401);
         assert_eq!(token_status(&app, &client.id, secret).await, 200);
 
