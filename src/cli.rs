@@ -311,6 +311,12 @@ fn serve(settings: Settings) -> ExitCode {
                 settings_alg
             );
         }
+        if app.tls() {
+            log::info!("serving HTTPS (TLS 1.2 and 1.3)");
+        }
+        if let Some(port) = app.metrics_port() {
+            log::info!("metrics on port {port}, at /metrics only");
+        }
         log::info!(
             "Tessera listening on port {}, issuer {} (signing key {})",
             app.port(),
@@ -729,7 +735,7 @@ fn audit(settings: &Settings, args: AuditArgs) -> ExitCode {
 fn inspect_token(settings: &Settings, args: InspectArgs) -> ExitCode {
     let issuer = match (&settings.issuer, settings.bind_addr()) {
         (Some(issuer), _) => issuer.clone(),
-        (None, Ok(addr)) => format!("http://{addr}"),
+        (None, Ok(addr)) => startup::default_issuer(addr, settings.tls()),
         (None, Err(e)) => {
             eprintln!("tessera: {e}");
             return ExitCode::from(2);

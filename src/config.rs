@@ -82,6 +82,17 @@ pub struct Settings {
     pub auth_failure_burst: u32,
     /// Seconds to regain one failed attempt (`TESSERA_AUTH_FAILURE_REFILL`).
     pub auth_failure_refill: u32,
+    /// A separate address for `GET /metrics` (`TESSERA_METRICS_BIND`); when
+    /// set, the main address no longer serves it.
+    pub metrics_bind: Option<String>,
+    /// PEM certificate chain for direct HTTPS (`TESSERA_TLS_CERT`); with
+    /// `tls_key`, the server speaks only HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert` (`TESSERA_TLS_KEY`).
+    pub tls_key: Option<PathBuf>,
+    /// Seconds in-flight requests get to finish after SIGTERM
+    /// (`TESSERA_SHUTDOWN_TIMEOUT`).
+    pub shutdown_timeout: u64,
 }
 
 impl Default for Settings {
@@ -113,6 +124,10 @@ impl Default for Settings {
             trusted_proxies: String::new(),
             auth_failure_burst: 10,
             auth_failure_refill: 6,
+            metrics_bind: None,
+            tls_cert: None,
+            tls_key: None,
+            shutdown_timeout: 10,
         }
     }
 }
@@ -132,6 +147,9 @@ impl std::fmt::Debug for Settings {
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("refresh_family_ttl", &self.refresh_family_ttl)
             .field("refresh_grace", &self.refresh_grace)
+            .field("metrics_bind", &self.metrics_bind)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .finish_non_exhaustive()
     }
 }
@@ -314,14 +332,54 @@ impl Settings {
         if let Some(v) = env("TESSERA_AUDIT_RETENTION") {
             self.audit_retention = parsed("TESSERA_AUDIT_RETENTION", &v)?;
         }
+        if let Some(v) = env("TESSERA_METRICS_BIND") {
+            self.metrics_bind = Some(v).filter(|v| !v.trim().is_empty());
+        }
+        if let Some(v) = env("TESSERA_TLS_CERT") {
+            self.tls_cert = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("TESSERA_TLS_KEY") {
+            self.tls_key = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("TESSERA_SHUTDOWN_TIMEOUT") {
+            self.shutdown_timeout = parsed("TESSERA_SHUTDOWN_TIMEOUT", &v)?;
+        }
         Ok(())
     }
 
     /// Checks everything that can be checked before binding a socket.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.bind_addr()?;
+        self.metrics_addr()?;
         if let Some(issuer) = &self.issuer {
             validate_issuer(issuer)?;
+            if self.tls() && !issuer.starts_with("https://") {
+                return Err(invalid(
+                    "TESSERA_ISSUER",
+                    "must be an https URL when TESSERA_TLS_CERT and TESSERA_TLS_KEY are set",
+                ));
+            }
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => {
+                return Err(invalid(
+                    "TESSERA_TLS_KEY",
+                    "is required with TESSERA_TLS_CERT",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "TESSERA_TLS_CERT",
+                    "is required with TESSERA_TLS_KEY",
+                ));
+            }
+            _ => {}
+        }
+        if !(1..=300).contains(&self.shutdown_timeout) {
+            return Err(invalid(
+                "TESSERA_SHUTDOWN_TIMEOUT",
+                "must be between 1 and 300 seconds",
+            ));
         }
         if let Some(aud) = &self.default_audience {
             if !crate::oauth::audience::is_valid_uri(aud) {
@@ -463,6 +521,25 @@ impl Settings {
         })
     }
 
+    /// Whether the server speaks HTTPS itself.
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        self.metrics_bind
+            .as_deref()
+            .map(|bind| {
+                bind.parse().map_err(|_| {
+                    invalid(
+                        "TESSERA_METRICS_BIND",
+                        format!("not a socket address: {bind:?}"),
+                    )
+                })
+            })
+            .transpose()
+    }
+
     pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.bind.parse().map_err(|_| {
             invalid(
@@ -584,6 +661,24 @@ mod tests {
             (
                 &[("TESSERA_SIGNING_ALG", "RS256")][..],
                 "TESSERA_SIGNING_ALG",
+            ),
+            (
+                &[("TESSERA_METRICS_BIND", "localhost")][..],
+                "TESSERA_METRICS_BIND",
+            ),
+            (&[("TESSERA_TLS_CERT", "c.pem")][..], "TESSERA_TLS_KEY"),
+            (&[("TESSERA_TLS_KEY", "k.pem")][..], "TESSERA_TLS_CERT"),
+            (
+                &[
+                    ("TESSERA_TLS_CERT", "c.pem"),
+                    ("TESSERA_TLS_KEY", "k.pem"),
+                    ("TESSERA_ISSUER", "http://127.0.0.1:8080"),
+                ][..],
+                "TESSERA_ISSUER",
+            ),
+            (
+                &[("TESSERA_SHUTDOWN_TIMEOUT", "0")][..],
+                "TESSERA_SHUTDOWN_TIMEOUT",
             ),
         ] {
             let pairs: &'static [(&str, &str)] = pairs;

@@ -7,6 +7,8 @@ pub mod digest;
 pub mod jwt_provider;
 pub mod random;
 pub mod signing;
+#[cfg(feature = "server")]
+pub mod tls;
 
 /// A crypto operation failed. Deliberately carries no detail: the callers
 /// decide what to tell whom, and key material never reaches a message.

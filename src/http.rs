@@ -11,6 +11,7 @@ mod health;
 mod introspect;
 mod jwks;
 mod metadata;
+pub mod observe;
 mod revocations;
 mod revoke;
 mod token;
@@ -34,6 +35,8 @@ pub struct HttpState {
     pub trusted_proxies: Vec<crate::oauth::network::Cidr>,
     /// Access-token lifetime of clients created without one.
     pub default_access_token_ttl: i64,
+    /// The address `/metrics` has to itself, if it has one.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 pub const TOKEN_PATH: &str = "/oauth2/token";
@@ -75,6 +78,7 @@ routes! {
     METADATA_PATH => { get: metadata::metadata }
     "/healthz" => { get: health::healthz, head: health::healthz }
     "/readyz" => { get: health::readyz }
+    METRICS_PATH => { get: observe::metrics }
     OPENAPI_PATH => { get: openapi }
     "/admin/clients" => { get: admin::list_clients, post: admin::create_client }
     "/admin/clients/{id}" => {
@@ -92,6 +96,7 @@ routes! {
 }
 
 pub const OPENAPI_PATH: &str = "/openapi.json";
+pub const METRICS_PATH: &str = "/metrics";
 
 /// The OpenAPI 3.1 document, kept in `docs/openapi.json` and compiled in.
 pub const OPENAPI_DOCUMENT: &str = include_str!("../docs/openapi.json");
@@ -143,6 +148,31 @@ where
             Err(actix_web::error::InternalError::from_response("handler panicked", response).into())
         }
     }
+}
+
+/// With `TESSERA_METRICS_BIND`, the metrics address serves `/metrics` and
+/// nothing else, and the main address does not serve `/metrics`.
+pub async fn listener_scope<B>(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error>
+where
+    B: actix_web::body::MessageBody + 'static,
+{
+    let metrics_addr = req
+        .app_data::<web::Data<HttpState>>()
+        .and_then(|s| s.metrics_addr);
+    if let Some(metrics_addr) = metrics_addr {
+        let on_metrics_listener = req.app_config().local_addr() == metrics_addr;
+        if on_metrics_listener != (req.path() == METRICS_PATH) {
+            let (req, _) = req.into_parts();
+            let response = fallback::not_found().await;
+            return Ok(actix_web::dev::ServiceResponse::new(req, response));
+        }
+    }
+    next.call(req)
+        .await
+        .map(actix_web::dev::ServiceResponse::map_into_boxed_body)
 }
 
 /// Headers on every response.

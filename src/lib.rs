@@ -25,6 +25,8 @@ pub mod inspect;
 #[cfg(feature = "server")]
 pub mod janitor;
 #[cfg(feature = "server")]
+pub mod metrics;
+#[cfg(feature = "server")]
 pub mod oauth;
 #[cfg(feature = "server")]
 pub mod startup;

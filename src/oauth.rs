@@ -65,6 +65,7 @@ pub struct OAuthState {
     pub leeway: i64,
     /// Brute-force limits on client authentication.
     pub limiter: Arc<limiter::FailureLimiter>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl OAuthState {
@@ -101,6 +102,17 @@ pub struct TokenResponse {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// The access token's `jti`, for the request log; not sent.
+    #[serde(skip)]
+    pub jti: String,
+}
+
+/// What a request turned out to concern, once known: the request log line
+/// names it.
+#[derive(Debug, Default, Clone)]
+pub struct Attribution {
+    pub client_id: Option<String>,
+    pub jti: Option<String>,
 }
 
 /// Authenticates the calling client (RFC 6749 §2.3.1), for every endpoint
@@ -122,6 +134,9 @@ pub async fn authenticate_client(
         Ok(c) => c,
         Err(e) => {
             if let Some(retry_after) = state.limiter.blocked(None, source, now) {
+                state
+                    .metrics
+                    .client_auth_failure(crate::metrics::RATE_LIMITED);
                 return Err(OAuthError::TooManyFailures { retry_after });
             }
             log_auth_failure(None)(&e);
@@ -131,6 +146,9 @@ pub async fn authenticate_client(
     };
     let client_id = credentials.client_id.clone();
     if let Some(retry_after) = state.limiter.blocked(Some(&client_id), source, now) {
+        state
+            .metrics
+            .client_auth_failure(crate::metrics::RATE_LIMITED);
         return Err(OAuthError::TooManyFailures { retry_after });
     }
     let result = state
@@ -154,9 +172,10 @@ async fn note_failure(
     source: Option<std::net::IpAddr>,
     now: i64,
 ) {
-    if !matches!(error, OAuthError::InvalidClient { .. }) {
+    let OAuthError::InvalidClient { kind, .. } = error else {
         return;
-    }
+    };
+    state.metrics.client_auth_failure(kind.label());
     let shown = client_id.map(loggable_client_id);
     if state.limiter.record_failure(shown.as_deref(), source, now) {
         log::warn!(
@@ -225,7 +244,7 @@ async fn audit_auth_failure(
     source: Option<std::net::IpAddr>,
     now: i64,
 ) {
-    let OAuthError::InvalidClient { reason } = error else {
+    let OAuthError::InvalidClient { reason, .. } = error else {
         return;
     };
     let shown = client_id.map(loggable_client_id);
@@ -241,7 +260,7 @@ async fn audit_auth_failure(
 
 fn log_auth_failure(client_id: Option<&str>) -> impl Fn(&OAuthError) + '_ {
     move |e| {
-        if let OAuthError::InvalidClient { reason } = e {
+        if let OAuthError::InvalidClient { reason, .. } = e {
             let shown = client_id.map(loggable_client_id);
             log::warn!("client authentication failed: client_id={shown:?} reason={reason}");
         }
@@ -276,11 +295,40 @@ pub fn loggable_client_id(id: &str) -> String {
 }
 
 /// `POST /oauth2/token`: authenticate the client, then run its grant.
+/// `attribution` learns the client and the `jti` as they become known.
 pub async fn token(
     state: &OAuthState,
     params: Vec<(String, String)>,
     authorization: Option<&str>,
     source: Option<std::net::IpAddr>,
+    attribution: &mut Attribution,
+) -> Result<TokenResponse, OAuthError> {
+    let grant = crate::metrics::grant_label(
+        params
+            .iter()
+            .find(|(name, _)| name == "grant_type")
+            .map(|(_, value)| value.as_str()),
+    );
+    let result = run_grant(state, params, authorization, source, attribution).await;
+    let outcome = match &result {
+        Ok(response) => {
+            attribution.jti = Some(response.jti.clone());
+            "issued"
+        }
+        // A 429 and a 503 share an OAuth code; the metric tells them apart.
+        Err(OAuthError::TooManyFailures { .. }) => crate::metrics::RATE_LIMITED,
+        Err(e) => e.code(),
+    };
+    state.metrics.token_request(grant, outcome);
+    result
+}
+
+async fn run_grant(
+    state: &OAuthState,
+    params: Vec<(String, String)>,
+    authorization: Option<&str>,
+    source: Option<std::net::IpAddr>,
+    attribution: &mut Attribution,
 ) -> Result<TokenResponse, OAuthError> {
     let request = request::TokenRequest::from_params(params)?;
     let client = authenticate_client(
@@ -291,6 +339,7 @@ pub async fn token(
         source,
     )
     .await?;
+    attribution.client_id = Some(client.id.clone());
     let now = state.clock.now();
     // At most one write a minute per client, to find stale credentials.
     if client.last_token_at.is_none_or(|t| now - t >= 60) {

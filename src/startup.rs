@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::Logger;
 use actix_web::{App, HttpServer, web};
 
 use crate::clock::SharedClock;
@@ -45,11 +44,15 @@ pub struct StartupReport {
 
 pub struct Application {
     port: u16,
+    metrics_port: Option<u16>,
+    tls: bool,
     issuer: String,
     server: Server,
     report: StartupReport,
     janitor: Janitor,
     key_maintainer: KeyMaintainer,
+    db: Database,
+    shutdown_timeout: Duration,
 }
 
 /// Opens the server's connection pool and applies pending migrations.
@@ -103,8 +106,19 @@ pub fn open_keys(db: &Database, settings: &Settings, now: i64) -> Result<OpenedK
     })
 }
 
-fn default_issuer(addr: SocketAddr) -> String {
-    format!("http://{addr}")
+/// `http://` (or with TLS `https://`) and the bound address.
+pub fn default_issuer(addr: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{addr}")
+}
+
+fn bind(addr: SocketAddr, setting: &str) -> Result<(TcpListener, SocketAddr), StartupError> {
+    let listener = TcpListener::bind(addr)
+        .map_err(|e| StartupError::Io(format!("cannot listen on {addr} ({setting}): {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| StartupError::Io(e.to_string()))?;
+    Ok((listener, local))
 }
 
 impl std::fmt::Debug for Application {
@@ -120,24 +134,38 @@ impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> Result<Self, StartupError> {
         jwt_provider::install();
         settings.validate()?;
-        let addr = settings.bind_addr()?;
-        let listener = TcpListener::bind(addr).map_err(|e| {
-            StartupError::Io(format!("cannot listen on {addr} (TESSERA_BIND): {e}"))
-        })?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| StartupError::Io(e.to_string()))?;
+        let tls = match (&settings.tls_cert, &settings.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(crate::crypto::tls::server_config(cert, key).map_err(|e| {
+                    ConfigError::Invalid {
+                        setting: e.setting,
+                        message: e.message,
+                    }
+                })?)
+            }
+            _ => None,
+        };
+        let (listener, local) = bind(settings.bind_addr()?, "TESSERA_BIND")?;
+        let metrics_listener = settings
+            .metrics_addr()?
+            .map(|addr| bind(addr, "TESSERA_METRICS_BIND"))
+            .transpose()?;
         let issuer = match &settings.issuer {
             Some(issuer) => issuer.clone(),
             None => {
-                let issuer = default_issuer(local);
-                validate_issuer(&issuer).map_err(|_| ConfigError::Invalid {
-                    setting: "TESSERA_ISSUER",
-                    message: format!(
-                        "must be set when listening on the non-loopback address {local} \
-                         (an https URL under which clients reach this server)"
-                    ),
-                })?;
+                let issuer = default_issuer(local, tls.is_some());
+                // An unspecified address (0.0.0.0) is no place a client can
+                // reach, with or without TLS.
+                if local.ip().is_unspecified() || validate_issuer(&issuer).is_err() {
+                    return Err(ConfigError::Invalid {
+                        setting: "TESSERA_ISSUER",
+                        message: format!(
+                            "must be set when listening on the non-loopback address {local} \
+                             (an https URL under which clients reach this server)"
+                        ),
+                    }
+                    .into());
+                }
                 issuer
             }
         };
@@ -177,6 +205,8 @@ impl Application {
             interval: Duration::from_secs(settings.key_check_interval.unsigned_abs()),
         };
 
+        let metrics = crate::metrics::Metrics::new()
+            .map_err(|e| StartupError::Io(format!("cannot set up metrics: {e}")))?;
         let janitor = Janitor {
             db: db.clone(),
             clock: clock.clone(),
@@ -184,6 +214,7 @@ impl Application {
             leeway: settings.clock_leeway,
             audit_retention: settings.audit_retention,
         };
+        let pool = db.clone();
         let state = web::Data::new(HttpState {
             oauth: OAuthState {
                 db,
@@ -201,6 +232,7 @@ impl Application {
                     settings.auth_failure_burst,
                     settings.auth_failure_refill,
                 )),
+                metrics: Arc::new(metrics),
             },
             discovery: Discovery::new(),
             jwks_max_age: settings.jwks_max_age,
@@ -209,32 +241,45 @@ impl Application {
             trusted_proxies: crate::oauth::network::parse_list(&settings.trusted_proxies)
                 .unwrap_or_default(),
             default_access_token_ttl: settings.access_token_ttl,
+            metrics_addr: metrics_listener.as_ref().map(|(_, addr)| *addr),
         });
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                // Path only: a query string may carry a credential.
-                .wrap(
-                    Logger::new("%{method}xi %U %s %Dms")
-                        .custom_request_replace("method", |req| req.method().to_string()),
-                )
                 .wrap(actix_web::middleware::from_fn(http::catch_panics))
+                .wrap(actix_web::middleware::from_fn(http::listener_scope))
+                .wrap(actix_web::middleware::from_fn(http::observe::observe))
                 .wrap(http::default_headers())
                 .configure(http::configure)
         })
-        .listen(listener)
-        .map_err(|e| StartupError::Io(e.to_string()))?
-        .shutdown_timeout(10);
+        .shutdown_timeout(settings.shutdown_timeout);
+        let io = |e: std::io::Error| StartupError::Io(e.to_string());
+        let tls_on = tls.is_some();
+        server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config).map_err(io)?,
+            None => server.listen(listener).map_err(io)?,
+        };
+        let metrics_port = match metrics_listener {
+            Some((listener, addr)) => {
+                server = server.listen(listener).map_err(io)?;
+                Some(addr.port())
+            }
+            None => None,
+        };
         if let Some(workers) = settings.workers {
             server = server.workers(workers);
         }
         Ok(Self {
             port: local.port(),
+            metrics_port,
+            tls: tls_on,
             issuer,
             server: server.run(),
             report,
             janitor,
             key_maintainer,
+            db: pool,
+            shutdown_timeout: Duration::from_secs(settings.shutdown_timeout),
         })
     }
 
@@ -244,6 +289,16 @@ impl Application {
 
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    /// The port `/metrics` is served on when it has an address of its own.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
+    }
+
+    /// Whether the main port speaks HTTPS.
+    pub fn tls(&self) -> bool {
+        self.tls
     }
 
     pub fn report(&self) -> &StartupReport {
@@ -262,13 +317,26 @@ impl Application {
     }
 
     /// Serves until stopped, with the janitor and the key maintainer running
-    /// alongside.
+    /// alongside. On SIGTERM or SIGINT: stop accepting, give in-flight
+    /// requests the shutdown timeout, stop the background tasks, then close
+    /// the database pool, so the process exits with no connection and no
+    /// transaction left open.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let janitor = actix_web::rt::spawn(self.janitor.run());
         let keys = actix_web::rt::spawn(self.key_maintainer.run());
         let result = self.server.await;
+        log::info!("shutting down: requests finished or timed out");
         janitor.abort();
         keys.abort();
+        // Wait for the aborted tasks to drop what they hold.
+        let _ = janitor.await;
+        let _ = keys.await;
+        match self.db.close(self.shutdown_timeout).await {
+            Ok(n) => log::info!("database pool closed ({n} connections)"),
+            Err(held) => log::warn!(
+                "database pool not closed: {held} handles still in use after the shutdown timeout"
+            ),
+        }
         result
     }
 }

@@ -15,7 +15,7 @@ pub mod revocation;
 pub mod schema;
 pub mod signing_keys;
 
-pub use connection::{Backend, Database, DbConnection, MigrationReport};
+pub use connection::{Backend, Database, DbConnection, ErrorCounts, MigrationReport, PoolStatus};
 
 /// A round trip to the database, for readiness checks.
 pub fn ping(conn: &mut DbConnection) -> Result<(), StoreError> {

@@ -4,7 +4,7 @@
 //! authorization failures and to JSON errors for the rest.
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
 
 use super::HttpState;
@@ -135,6 +135,10 @@ async fn admin(req: &HttpRequest, state: &HttpState) -> Result<(), AdminError> {
         req.path(),
         claims.client_id
     );
+    req.extensions_mut().insert(crate::oauth::Attribution {
+        client_id: Some(claims.client_id),
+        jti: Some(claims.jti),
+    });
     Ok(())
 }
 
@@ -285,6 +289,7 @@ pub async fn delete_client(
         Ok(clients::delete(conn, &id, now, leeway)?)
     })
     .await?;
+    state.oauth.metrics.revocation("client_cutoff");
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -300,6 +305,7 @@ pub async fn disable_client(
         Ok(clients::show(conn, &id)?)
     })
     .await?;
+    state.oauth.metrics.revocation("client_cutoff");
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -365,6 +371,7 @@ pub async fn revoke_all(
         Ok(clients::revoke_all(conn, &id, now, leeway)?)
     })
     .await?;
+    state.oauth.metrics.revocation("client_cutoff");
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "client_id": client_id,
         "tokens_valid_after": done.tokens_valid_after,

@@ -70,6 +70,7 @@ pub fn single_header(
         .to_str()
         .map(Some)
         .map_err(|_| OAuthError::InvalidClient {
+            kind: crate::oauth::error::AuthFailure::Malformed,
             reason: "Authorization header is not visible ASCII",
         })
 }
@@ -106,5 +107,6 @@ pub async fn token_operation(
         peer(req, &state.trusted_proxies),
     )
     .await?;
+    super::observe::attribute(req, &caller.id, None);
     Ok((caller, request.token))
 }

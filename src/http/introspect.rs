@@ -14,6 +14,8 @@ pub async fn introspect(
 ) -> Result<HttpResponse, OAuthError> {
     let (caller, token) = token_operation(&req, payload, &state).await?;
     let answer = oauth::introspect::introspect(&state.oauth, &caller, token).await?;
+    state.oauth.metrics.introspection(answer.active);
+    super::observe::attribute(&req, &caller.id, answer.jti.clone());
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))

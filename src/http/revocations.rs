@@ -51,6 +51,7 @@ pub async fn revocations(
         peer(&req, &state.trusted_proxies),
     )
     .await?;
+    super::observe::attribute(&req, &caller.id, None);
     let page = oauth::revoke::feed(&state.oauth, &caller, after, limit).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))

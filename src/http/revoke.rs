@@ -13,7 +13,8 @@ pub async fn revoke(
     state: web::Data<HttpState>,
 ) -> Result<HttpResponse, OAuthError> {
     let (caller, token) = token_operation(&req, payload, &state).await?;
-    oauth::revoke::revoke(&state.oauth, &caller, token).await?;
+    let jti = oauth::revoke::revoke(&state.oauth, &caller, token).await?;
+    super::observe::attribute(&req, &caller.id, jti);
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))

@@ -34,6 +34,8 @@ use crate::token::verify::{VerificationKey, VerificationKeys};
 pub struct ActiveKey {
     pub kid: String,
     pub alg: SigningAlgorithm,
+    /// When it started signing.
+    pub activated_at: UnixSeconds,
     encoding_key: EncodingKey,
 }
 
@@ -197,6 +199,7 @@ impl KeyRing {
             active: ActiveKey {
                 kid: active.jwk.kid.clone(),
                 alg: active.alg,
+                activated_at: active.activates_at,
                 encoding_key: active.encoding_key.clone(),
             },
             jwks_json,

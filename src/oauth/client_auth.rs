@@ -6,6 +6,7 @@
 //! does not reveal which client ids exist.
 
 use super::OAuthError;
+use super::error::AuthFailure;
 use super::form::decode_component;
 use crate::clock::UnixSeconds;
 use crate::store::{DbConnection, StoreError, clients};
@@ -32,8 +33,8 @@ impl std::fmt::Debug for PresentedCredentials {
     }
 }
 
-const fn fail(reason: &'static str) -> OAuthError {
-    OAuthError::InvalidClient { reason }
+const fn fail(kind: AuthFailure, reason: &'static str) -> OAuthError {
+    OAuthError::InvalidClient { kind, reason }
 }
 
 impl PresentedCredentials {
@@ -50,8 +51,11 @@ impl PresentedCredentials {
                     secret,
                     method: AuthMethod::ClientSecretPost,
                 }),
-                (Some(_), None) => Err(fail("no client secret (public clients are not supported)")),
-                _ => Err(fail("no client authentication")),
+                (Some(_), None) => Err(fail(
+                    AuthFailure::Missing,
+                    "no client secret (public clients are not supported)",
+                )),
+                _ => Err(fail(AuthFailure::Missing, "no client authentication")),
             };
         };
         if body_client_secret.is_some() {
@@ -79,20 +83,30 @@ fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
     let header = header.trim();
     let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(fail("unsupported Authorization scheme"));
+        return Err(fail(
+            AuthFailure::Malformed,
+            "unsupported Authorization scheme",
+        ));
     }
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(rest.trim())
-        .map_err(|_| fail("Basic credentials are not base64"))?;
-    let decoded =
-        String::from_utf8(decoded).map_err(|_| fail("Basic credentials are not UTF-8"))?;
-    let (id, secret) = decoded
-        .split_once(':')
-        .ok_or(fail("Basic credentials have no colon"))?;
-    let id = decode_component(id).ok_or(fail("client id is not form-urlencoded"))?;
-    let secret = decode_component(secret).ok_or(fail("client secret is not form-urlencoded"))?;
+        .map_err(|_| fail(AuthFailure::Malformed, "Basic credentials are not base64"))?;
+    let decoded = String::from_utf8(decoded)
+        .map_err(|_| fail(AuthFailure::Malformed, "Basic credentials are not UTF-8"))?;
+    let (id, secret) = decoded.split_once(':').ok_or(fail(
+        AuthFailure::Malformed,
+        "Basic credentials have no colon",
+    ))?;
+    let id = decode_component(id).ok_or(fail(
+        AuthFailure::Malformed,
+        "client id is not form-urlencoded",
+    ))?;
+    let secret = decode_component(secret).ok_or(fail(
+        AuthFailure::Malformed,
+        "client secret is not form-urlencoded",
+    ))?;
     if id.is_empty() {
-        return Err(fail("empty client id"));
+        return Err(fail(AuthFailure::Malformed, "empty client id"));
     }
     Ok((id, secret))
 }
@@ -115,22 +129,23 @@ pub fn authenticate(
     let hashes = clients::live_secret_hashes(conn, &credentials.client_id, now)?;
     let Some(client) = found else {
         let _ = presented.matches(&DUMMY_HASH);
-        return Ok(Err(fail("unknown client")));
+        return Ok(Err(fail(AuthFailure::UnknownClient, "unknown client")));
     };
     // Compare against every live secret, without stopping at the first match.
     let matched = hashes
         .iter()
         .fold(false, |acc, stored| presented.matches(stored) | acc);
     if !matched || credentials.secret.is_empty() {
-        return Ok(Err(fail("wrong client secret")));
+        return Ok(Err(fail(AuthFailure::WrongSecret, "wrong client secret")));
     }
     if client.is_disabled() {
-        return Ok(Err(fail("client is disabled")));
+        return Ok(Err(fail(AuthFailure::Disabled, "client is disabled")));
     }
     if let Some(list) = &client.allowed_networks {
         let allowed = super::network::parse_list(list).unwrap_or_default();
         if source.is_none_or(|ip| !super::network::any_contains(&allowed, ip)) {
             return Ok(Err(fail(
+                AuthFailure::Network,
                 "request from outside the client's allowed networks",
             )));
         }

@@ -96,6 +96,7 @@ pub async fn grant(
         expires_in: minted.ttl,
         scope: minted.scope,
         refresh_token,
+        jti: minted.jti,
     })
 }
 

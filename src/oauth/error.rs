@@ -13,9 +13,12 @@ use crate::store::StoreError;
 pub enum OAuthError {
     #[error("invalid_request: {0}")]
     InvalidRequest(&'static str),
-    /// `reason` goes to the log only.
+    /// `kind` and `reason` go to the log and the metrics only.
     #[error("invalid_client ({reason})")]
-    InvalidClient { reason: &'static str },
+    InvalidClient {
+        kind: AuthFailure,
+        reason: &'static str,
+    },
     #[error("invalid_grant: {0}")]
     InvalidGrant(&'static str),
     #[error("unauthorized_client: {0}")]
@@ -42,6 +45,44 @@ pub enum OAuthError {
     /// A bug or a broken database; the detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Why a client authentication failed, in a few classes: the label of the
+/// `tessera_client_auth_failures_total` metric (the `reason` of
+/// [`OAuthError::InvalidClient`] has the detail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No credentials, or only half of them.
+    Missing,
+    /// Credentials that cannot be read: bad scheme, base64 or encoding.
+    Malformed,
+    UnknownClient,
+    WrongSecret,
+    Disabled,
+    /// From outside the client's allowed networks.
+    Network,
+}
+
+impl AuthFailure {
+    pub const ALL: [Self; 6] = [
+        Self::Missing,
+        Self::Malformed,
+        Self::UnknownClient,
+        Self::WrongSecret,
+        Self::Disabled,
+        Self::Network,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed => "malformed",
+            Self::UnknownClient => "unknown_client",
+            Self::WrongSecret => "wrong_secret",
+            Self::Disabled => "disabled",
+            Self::Network => "network",
+        }
+    }
 }
 
 pub const CLIENT_AUTH_FAILED: &str = "client authentication failed";
@@ -99,7 +140,10 @@ mod tests {
     #[test]
     fn descriptions_use_only_the_characters_rfc_6749_allows() {
         let all = [
-            OAuthError::InvalidClient { reason: "x" },
+            OAuthError::InvalidClient {
+                kind: AuthFailure::Missing,
+                reason: "x",
+            },
             OAuthError::UnsupportedGrantType,
             OAuthError::PayloadTooLarge,
             OAuthError::Unavailable("x".into()),

@@ -118,6 +118,7 @@ pub async fn grant(
             return Err(match outcome {
                 Outcome::NotIssued => refusal,
                 Outcome::FamilyRevoked { .. } => {
+                    state.metrics.refresh_reuse();
                     log::warn!(
                         "refresh token reuse detected, family revoked: client_id={:?} family={}",
                         client.id,
@@ -171,12 +172,14 @@ pub async fn grant(
                 expires_in: minted.ttl,
                 scope: minted.scope,
                 refresh_token: Some(successor.expose().to_owned()),
+                jti: minted.jti,
             })
         }
         Outcome::FamilyRevoked {
             family_id,
             revoked_access_tokens,
         } => {
+            state.metrics.refresh_reuse();
             log::warn!(
                 "refresh token reuse detected, family revoked: client_id={:?} family={family_id} \
                  access_tokens_revoked={revoked_access_tokens}",

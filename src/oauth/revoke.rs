@@ -17,7 +17,12 @@ use crate::store::clients::Client;
 use crate::store::{refresh as refresh_store, revocation};
 use crate::token::secret::{REFRESH_TOKEN_PREFIX, SecretHash};
 
-pub async fn revoke(state: &OAuthState, caller: &Client, token: String) -> Result<(), OAuthError> {
+/// Returns the `jti` of the access token it revoked, if it was one.
+pub async fn revoke(
+    state: &OAuthState,
+    caller: &Client,
+    token: String,
+) -> Result<Option<String>, OAuthError> {
     let now = state.clock.now();
     if token.starts_with(REFRESH_TOKEN_PREFIX) {
         let hash = SecretHash::of(&token);
@@ -26,14 +31,14 @@ pub async fn revoke(state: &OAuthState, caller: &Client, token: String) -> Resul
             .run(move |conn| refresh_store::find(conn, hash.as_bytes()))
             .await?
         else {
-            return Ok(());
+            return Ok(None);
         };
         if family.client_id != caller.id {
             log::warn!(
                 "revocation of another client's refresh token ignored: client_id={:?}",
                 caller.id
             );
-            return Ok(());
+            return Ok(None);
         }
         let revoked = state
             .db
@@ -42,22 +47,23 @@ pub async fn revoke(state: &OAuthState, caller: &Client, token: String) -> Resul
             })
             .await?;
         if revoked {
+            state.metrics.revocation("refresh_family");
             log::info!("refresh family revoked: client_id={:?}", caller.id);
         }
-        return Ok(());
+        return Ok(None);
     }
     // Validators may accept a token for their leeway past `exp`, so it can
     // still be revoked until then.
     // Expired or invalid: nothing to revoke.
     let Ok(claims) = state.verify_own(&token, now, state.leeway) else {
-        return Ok(());
+        return Ok(None);
     };
     if claims.client_id != caller.id {
         log::warn!(
             "revocation of another client's access token ignored: client_id={:?}",
             caller.id
         );
-        return Ok(());
+        return Ok(None);
     }
     let jti = claims.jti.clone();
     let newly = state
@@ -67,9 +73,10 @@ pub async fn revoke(state: &OAuthState, caller: &Client, token: String) -> Resul
         })
         .await?;
     if newly {
+        state.metrics.revocation("access_token");
         log::info!("access token revoked: client_id={:?} jti={jti}", caller.id);
     }
-    Ok(())
+    Ok(Some(jti))
 }
 
 /// How long a client-wide cut-off stays in the feed: until every token it

@@ -1,6 +1,8 @@
 //! Connections, the pool and migrations.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -18,10 +20,10 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 const MIGRATION_LOCK_ID: i64 = 0x7e55_e7a0_0001;
 
 // WAL lets readers run beside the one writer; FULL syncs every commit, so a
-// revocation that was answered 200 survives a crash; the busy timeout makes a
-// writer wait for the lock instead of failing at once.
-const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000;
-PRAGMA journal_mode = WAL;
+// revocation that was answered 200 survives a crash. (The busy timeout, set
+// per connection, makes a writer wait for the lock instead of failing at
+// once: as long as a request waits for a pooled connection, then 503.)
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
 PRAGMA foreign_keys = ON;";
 
@@ -72,6 +74,8 @@ impl Backend {
 pub struct Manager {
     backend: Backend,
     target: String,
+    /// SQLite's busy timeout: the database timeout.
+    busy_timeout: Duration,
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -86,6 +90,11 @@ impl r2d2::ManageConnection for Manager {
             Backend::Sqlite => {
                 let mut conn = SqliteConnection::establish(&self.target)
                     .map_err(r2d2::Error::ConnectionError)?;
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {};",
+                    self.busy_timeout.as_millis()
+                ))
+                .map_err(r2d2::Error::QueryError)?;
                 conn.batch_execute(SQLITE_PRAGMAS)
                     .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConnection::Sqlite(conn))
@@ -113,6 +122,30 @@ pub struct MigrationReport {
 pub struct Database {
     pool: Pool<Manager>,
     backend: Backend,
+    errors: Arc<ErrorCounters>,
+    /// Counts the clones, so shutdown can tell when it holds the last one.
+    handles: Arc<()>,
+}
+
+#[derive(Debug, Default)]
+struct ErrorCounters {
+    unavailable: AtomicU64,
+    other: AtomicU64,
+}
+
+/// Failed [`Database::run`] calls since the pool was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCounts {
+    pub unavailable: u64,
+    pub other: u64,
+}
+
+/// The pool as of now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
 }
 
 impl std::fmt::Debug for Database {
@@ -165,9 +198,53 @@ impl Database {
             .max_size(size.max(1))
             .min_idle(min_idle)
             .connection_timeout(timeout)
-            .build(Manager { backend, target })
+            .build(Manager {
+                backend,
+                target,
+                busy_timeout: timeout,
+            })
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            errors: Arc::default(),
+            handles: Arc::default(),
+        })
+    }
+
+    /// Closes the pool at shutdown: waits up to `timeout` for every other
+    /// handle to be dropped (the server's workers, the background tasks),
+    /// then closes each connection cleanly. Returns the number of
+    /// connections closed, or the number of handles still held elsewhere.
+    pub async fn close(self, timeout: Duration) -> Result<u32, usize> {
+        let deadline = std::time::Instant::now() + timeout;
+        while Arc::strong_count(&self.handles) > 1 {
+            if std::time::Instant::now() >= deadline {
+                return Err(Arc::strong_count(&self.handles) - 1);
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        let open = self.pool.state().connections;
+        // The last handle: dropping the pool drops (and so closes) every
+        // idle connection, on this thread.
+        drop(self);
+        Ok(open)
+    }
+
+    pub fn pool_status(&self) -> PoolStatus {
+        let state = self.pool.state();
+        PoolStatus {
+            open: state.connections,
+            idle: state.idle_connections,
+            max: self.pool.max_size(),
+        }
+    }
+
+    pub fn error_counts(&self) -> ErrorCounts {
+        ErrorCounts {
+            unavailable: self.errors.unavailable.load(Ordering::Relaxed),
+            other: self.errors.other.load(Ordering::Relaxed),
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -189,14 +266,24 @@ impl Database {
         T: Send + 'static,
     {
         let pool = self.pool.clone();
-        actix_web::rt::task::spawn_blocking(move || {
+        let result = actix_web::rt::task::spawn_blocking(move || {
             let mut conn = pool
                 .get()
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             f(&mut conn)
         })
         .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        .map_err(|e| StoreError::Task(e.to_string()))
+        .and_then(|r| r);
+        if let Err(e) = &result {
+            let counter = if e.is_unavailable() {
+                &self.errors.unavailable
+            } else {
+                &self.errors.other
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        result
     }
 
     /// Applies pending migrations. On PostgreSQL an advisory lock makes

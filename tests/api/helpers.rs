@@ -132,6 +132,8 @@ pub struct TestApp {
     pub base: String,
     pub issuer: String,
     pub port: u16,
+    /// With `metrics_bind` set: the port `/metrics` has to itself.
+    pub metrics_port: Option<u16>,
     pub http: reqwest::Client,
     pub settings: Settings,
     pub clock: Arc<ManualClock>,
@@ -187,16 +189,19 @@ struct Launched {
     base: String,
     issuer: String,
     port: u16,
+    metrics_port: Option<u16>,
     handle: ServerHandle,
     keys: KeyMaintainer,
 }
 
 async fn launch(settings: &Settings, clock: Arc<ManualClock>) -> Result<Launched, StartupError> {
     let app = Application::build(settings.clone(), clock).await?;
+    let scheme = if app.tls() { "https" } else { "http" };
     let launched = Launched {
-        base: format!("http://127.0.0.1:{}", app.port()),
+        base: format!("{scheme}://127.0.0.1:{}", app.port()),
         issuer: app.issuer().to_owned(),
         port: app.port(),
+        metrics_port: app.metrics_port(),
         handle: app.handle(),
         keys: app.key_maintainer(),
     };
@@ -214,6 +219,7 @@ async fn start(
         base,
         issuer,
         port,
+        metrics_port,
         handle,
         keys,
     } = launch(&settings, clock.clone()).await?;
@@ -221,6 +227,7 @@ async fn start(
         base,
         issuer,
         port,
+        metrics_port,
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -240,6 +247,7 @@ pub async fn build_app(settings: Settings) -> Result<Application, StartupError> 
     Application::build(settings, Arc::new(ManualClock::starting_now())).await
 }
 
+#[derive(Clone)]
 pub struct TestClient {
     pub id: String,
     pub secret: String,
@@ -289,6 +297,7 @@ impl TestApp {
         self.base = launched.base;
         self.issuer = launched.issuer;
         self.port = launched.port;
+        self.metrics_port = launched.metrics_port;
         self.handle = launched.handle;
         self.keys = launched.keys;
         Ok(())

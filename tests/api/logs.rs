@@ -6,7 +6,9 @@
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::helpers::{ProcessConfig, basic_header, spawn_app, spec, start_binary_logging};
+use crate::helpers::{
+    ProcessConfig, basic_header, claims_of, spawn_app, spec, start_binary_logging,
+};
 
 both_backends! {
     async fn a_trace_level_run_logs_no_secret_and_no_token(backend) {
@@ -64,6 +66,8 @@ both_backends! {
             .header("authorization", format!("Bearer {admin_token}"))
             .json(&serde_json::json!({"grace_seconds": 60}))
             .send().await.expect("admin").json().await.expect("JSON");
+        let jti_of = |token: &str| claims_of(token)["jti"].as_str().expect("jti").to_owned();
+        let (issued_jti, revoked_jti) = (jti_of(&at), jti_of(&at2));
         secrets.extend([at, rt, rt2, at2, admin_token, auth, rotated["client_secret"].as_str().expect("secret").to_owned()]);
         // Also a token in a query string, where it does not belong.
         http.post(format!("{base}/oauth2/token?client_secret={}", client.secret)).send().await.expect("request");
@@ -80,5 +84,21 @@ both_backends! {
             assert!(!log.contains(part), "the log contains part of a token");
         }
         assert!(!log.contains("tsec_") && !log.contains("trt_"), "a prefixed secret reached the log");
+
+        // One line per request: method, path, status, latency, client, jti.
+        let line = |needle: &str| {
+            log.lines().find(|l| l.contains(needle)).map(str::to_owned)
+                .unwrap_or_else(|| panic!("no request line with {needle:?} in:\n{log}"))
+        };
+        let issued = line(&format!("jti={issued_jti}"));
+        assert!(issued.contains("POST /oauth2/token 200 "), "{issued}");
+        assert!(issued.contains(&format!("client_id={} ", client.id)), "{issued}");
+        assert!(issued.contains("ms "), "the latency: {issued}");
+        let revoked = line("POST /oauth2/revoke 200 ");
+        assert!(revoked.contains(&format!("client_id={} jti={revoked_jti}", client.id)), "{revoked}");
+        let rotation = line("/rotate-secret 200 ");
+        assert!(rotation.contains(&format!("client_id={} ", admin.id)), "the acting admin: {rotation}");
+        let refused = line("POST /oauth2/token 401 ");
+        assert!(refused.contains("client_id=- jti=-"), "{refused}");
     }
 }
