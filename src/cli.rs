@@ -621,8 +621,8 @@ fn keys(settings: &Settings, cmd: KeysCommand) -> ExitCode {
                     print_json(&describe(&row));
                 } else {
                     println!(
-                        "published key {}; it signs from {} (in {} s), when the current key retires",
-                        row.kid, row.activates_at, policy.lead
+                        "made key {}; it enters the JWKS at {} and signs from {} (in {} s), when the current key retires",
+                        row.kid, row.publishes_at, row.activates_at, policy.lead
                     );
                 }
             }
@@ -664,7 +664,7 @@ fn keys(settings: &Settings, cmd: KeysCommand) -> ExitCode {
             KeysCommand::ExportJwks => {
                 let keys: Vec<serde_json::Value> = signing_keys::list_keys(&mut conn)?
                     .iter()
-                    .filter(|r| r.removes_at.is_none_or(|t| now < t))
+                    .filter(|r| r.publishes_at <= now && r.removes_at.is_none_or(|t| now < t))
                     .map(|r| serde_json::from_str(&r.public_jwk))
                     .collect::<Result<_, _>>()
                     .map_err(|e| KeyError::Rotation(format!("a stored JWK is unreadable: {e}")))?;

@@ -518,6 +518,7 @@ impl Settings {
             period: self.key_rotation_period,
             lead: self.key_prepublish,
             retention: self.key_retention,
+            publish_delay: self.key_check_interval,
         })
     }
 

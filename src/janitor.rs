@@ -21,7 +21,8 @@ pub struct Janitor {
 }
 
 impl Janitor {
-    pub async fn sweep_once(&self) -> Result<Swept, StoreError> {
+    /// `None` when another node was sweeping.
+    pub async fn sweep_once(&self) -> Result<Option<Swept>, StoreError> {
         let now = self.clock.now();
         let (cutoff, audit_before) = (now - self.leeway, now - self.audit_retention);
         self.db
@@ -36,8 +37,9 @@ impl Janitor {
         loop {
             tick.tick().await;
             match self.sweep_once().await {
-                Ok(swept) if swept.total() > 0 => log::info!("janitor: removed {swept:?}"),
-                Ok(_) => {}
+                Ok(Some(swept)) if swept.total() > 0 => log::info!("janitor: removed {swept:?}"),
+                Ok(Some(_)) => {}
+                Ok(None) => log::debug!("janitor: another node is sweeping; skipped"),
                 Err(e) => log::warn!("janitor: sweep failed: {e}"),
             }
         }

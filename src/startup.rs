@@ -202,7 +202,9 @@ impl Application {
             clock: clock.clone(),
             policy: settings.rotation_policy()?,
             store: Arc::clone(&store),
-            interval: Duration::from_secs(settings.key_check_interval.unsigned_abs()),
+            // Twice per check interval: a key created at any moment is read
+            // by every node before its `publishes_at`, one interval later.
+            interval: Duration::from_millis(settings.key_check_interval.unsigned_abs() * 500),
         };
 
         let metrics = crate::metrics::Metrics::new()

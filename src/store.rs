@@ -56,6 +56,9 @@ impl StoreError {
                     // PostgreSQL deadlock victim: retrying will do.
                     || info.message().contains("database is locked")
                     || info.message().contains("deadlock detected")
+                    // A primary demoted by a failover, or a standby reached
+                    // by mistake: the writes belong elsewhere for now.
+                    || info.message().contains("read-only transaction")
             }
             _ => false,
         }

@@ -59,11 +59,85 @@ impl SigningAlgorithm {
         }
     }
 
+    /// Bytes in a signature (RSA: for a 2048-bit key; longer ones grow the
+    /// buffer once).
+    pub fn signature_len(self) -> usize {
+        match self {
+            Self::Es256 | Self::EdDsa => 64,
+            Self::Rs256 => 256,
+        }
+    }
+
     /// Which algorithm a PKCS#8 private key is for, trying each in turn.
     pub fn detect(pkcs8: &[u8]) -> Option<Self> {
         [Self::Es256, Self::EdDsa, Self::Rs256]
             .into_iter()
             .find(|alg| public_key(*alg, pkcs8).is_ok())
+    }
+}
+
+/// A private key parsed once, for signing many tokens: parsing a PKCS#8
+/// document costs more than the signature itself for ES256.
+pub struct PreparedKey {
+    pair: Pair,
+}
+
+enum Pair {
+    Ecdsa(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+    Rsa(RsaKeyPair),
+}
+
+impl std::fmt::Debug for PreparedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedKey").finish_non_exhaustive()
+    }
+}
+
+impl PreparedKey {
+    pub fn from_pkcs8(alg: SigningAlgorithm, pkcs8: &[u8]) -> Result<Self, CryptoError> {
+        let pair = match alg {
+            SigningAlgorithm::Es256 => Pair::Ecdsa(
+                EcdsaKeyPair::from_pkcs8(
+                    &ECDSA_P256_SHA256_FIXED_SIGNING,
+                    pkcs8,
+                    &random::system(),
+                )
+                .map_err(|_| CryptoError::KeyRejected("not a P-256 PKCS#8 key"))?,
+            ),
+            SigningAlgorithm::EdDsa => Pair::Ed25519(
+                Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
+                    .map_err(|_| CryptoError::KeyRejected("not an Ed25519 PKCS#8 key"))?,
+            ),
+            SigningAlgorithm::Rs256 => Pair::Rsa(
+                RsaKeyPair::from_pkcs8(pkcs8)
+                    .map_err(|_| CryptoError::KeyRejected("not an RSA PKCS#8 key"))?,
+            ),
+        };
+        Ok(Self { pair })
+    }
+
+    /// The JWS signature of `message`: R‖S for ES256, as JWS wants it.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let rng = random::system();
+        match &self.pair {
+            Pair::Ecdsa(pair) => pair
+                .sign(&rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| CryptoError::Sign),
+            Pair::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+            Pair::Rsa(pair) => {
+                let mut signature = vec![0u8; pair.public().modulus_len()];
+                pair.sign(
+                    &ring::signature::RSA_PKCS1_SHA256,
+                    &rng,
+                    message,
+                    &mut signature,
+                )
+                .map_err(|_| CryptoError::Sign)?;
+                Ok(signature)
+            }
+        }
     }
 }
 

@@ -1,12 +1,14 @@
 //! The key set in memory.
 //!
-//! A key's state follows from its timestamps alone: *published* before
-//! `activates_at` (in the JWKS, not signing), *active* from then until
-//! `retires_at`, *retired* (in the JWKS, not signing) until `removes_at`,
-//! then gone. Because states are a function of time, every node that has
-//! loaded the same rows switches keys at the same instant without talking to
-//! the others, and a key pre-published for the JWKS cache lifetime is known
-//! to every validator before anything is signed with it.
+//! A key's state follows from its timestamps alone: *pending* before
+//! `publishes_at` (stored, and being read by every node, but not served),
+//! *published* from then until `activates_at` (in the JWKS, not signing),
+//! *active* from then until `retires_at`, *retired* (in the JWKS, not
+//! signing) until `removes_at`, then gone. Because states are a function of
+//! time, every node that has loaded the same rows publishes and switches keys
+//! at the same instant without talking to the others, and a key published
+//! for the JWKS cache lifetime is known to every validator before anything
+//! is signed with it.
 //!
 //! [`KeyRing`] holds every loaded key with its private half unsealed;
 //! [`KeySet`] is the ring seen at one instant (the active key, the JWKS
@@ -18,13 +20,12 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use jsonwebtoken::EncodingKey;
-
 use super::KeyError;
 use super::jwk::{Jwks, PublicJwk};
 use super::kek::{KekSource, KeyEncryptionKey};
 use crate::clock::UnixSeconds;
-use crate::crypto::{digest, signing, signing::SigningAlgorithm};
+use crate::crypto::signing::{PreparedKey, SigningAlgorithm};
+use crate::crypto::{digest, signing};
 use crate::store::DbConnection;
 use crate::store::signing_keys::{self, SigningKeyRow};
 use crate::token::verify::{VerificationKey, VerificationKeys};
@@ -36,7 +37,7 @@ pub struct ActiveKey {
     pub alg: SigningAlgorithm,
     /// When it started signing.
     pub activated_at: UnixSeconds,
-    encoding_key: EncodingKey,
+    signer: Arc<PreparedKey>,
 }
 
 impl std::fmt::Debug for ActiveKey {
@@ -49,8 +50,8 @@ impl std::fmt::Debug for ActiveKey {
 }
 
 impl ActiveKey {
-    pub fn encoding_key(&self) -> &EncodingKey {
-        &self.encoding_key
+    pub fn signer(&self) -> &PreparedKey {
+        &self.signer
     }
 }
 
@@ -76,7 +77,8 @@ pub struct LoadedKey {
     pub jwk: PublicJwk,
     pub alg: SigningAlgorithm,
     verification: VerificationKey,
-    encoding_key: EncodingKey,
+    signer: Arc<PreparedKey>,
+    pub publishes_at: UnixSeconds,
     pub activates_at: UnixSeconds,
     pub retires_at: Option<UnixSeconds>,
     pub removes_at: Option<UnixSeconds>,
@@ -84,7 +86,7 @@ pub struct LoadedKey {
 
 impl LoadedKey {
     fn published(&self, now: UnixSeconds) -> bool {
-        self.removes_at.is_none_or(|t| now < t)
+        self.publishes_at <= now && self.removes_at.is_none_or(|t| now < t)
     }
 
     fn signing(&self, now: UnixSeconds) -> bool {
@@ -105,6 +107,8 @@ pub struct KeySummary {
     pub alg: String,
     pub state: &'static str,
     pub created_at: i64,
+    /// Enters the JWKS.
+    pub publishes_at: i64,
     pub activates_at: i64,
     pub retires_at: Option<i64>,
     pub removes_at: Option<i64>,
@@ -117,6 +121,7 @@ impl KeySummary {
             alg: row.alg.clone(),
             state: key_state(row, now),
             created_at: row.created_at,
+            publishes_at: row.publishes_at,
             activates_at: row.activates_at,
             retires_at: row.retires_at,
             removes_at: row.removes_at,
@@ -128,6 +133,9 @@ impl KeySummary {
 pub fn key_state(row: &SigningKeyRow, now: UnixSeconds) -> &'static str {
     if row.removes_at.is_some_and(|t| t <= now) {
         "removed"
+    } else if row.publishes_at > now {
+        // Stored, and known to every node by `publishes_at`.
+        "pending"
     } else if row.activates_at > now {
         "published"
     } else if row.retires_at.is_none_or(|t| now < t) {
@@ -190,7 +198,14 @@ impl KeyRing {
         let valid_until = self
             .keys
             .iter()
-            .flat_map(|k| [Some(k.activates_at), k.retires_at, k.removes_at])
+            .flat_map(|k| {
+                [
+                    Some(k.publishes_at),
+                    Some(k.activates_at),
+                    k.retires_at,
+                    k.removes_at,
+                ]
+            })
             .flatten()
             .filter(|t| *t > now)
             .min()
@@ -200,7 +215,7 @@ impl KeyRing {
                 kid: active.jwk.kid.clone(),
                 alg: active.alg,
                 activated_at: active.activates_at,
-                encoding_key: active.encoding_key.clone(),
+                signer: Arc::clone(&active.signer),
             },
             jwks_json,
             etag,
@@ -354,18 +369,20 @@ pub fn ensure_first_key(
     if signing_keys::count_keys(conn)? > 0 {
         return Ok(None);
     }
-    let row = sealed_row(kek, alg, &signing::generate_pkcs8(alg)?, now, now)?;
+    let row = sealed_row(kek, alg, &signing::generate_pkcs8(alg)?, now, now, 0)?;
     let kid = row.kid.clone();
     Ok(signing_keys::insert_first_key(conn, &row)?.then_some(kid))
 }
 
-/// A key row for `pkcs8`, sealed under the KEK, signing from `activates_at`.
+/// A key row for `pkcs8`, sealed under the KEK, signing from `activates_at`
+/// and published `publish_delay` after `now` (or at activation, if sooner).
 pub fn sealed_row(
     kek: &KeyEncryptionKey,
     alg: SigningAlgorithm,
     pkcs8: &[u8],
     now: UnixSeconds,
     activates_at: UnixSeconds,
+    publish_delay: i64,
 ) -> Result<SigningKeyRow, KeyError> {
     let jwk = PublicJwk::new(alg, &signing::public_key(alg, pkcs8)?);
     let sealed = kek.seal(jwk.kid.as_bytes(), pkcs8)?;
@@ -383,6 +400,7 @@ pub fn sealed_row(
         activates_at,
         retires_at: None,
         removes_at: None,
+        publishes_at: (now + publish_delay).min(activates_at),
     })
 }
 
@@ -415,10 +433,11 @@ fn open_key(row: &SigningKeyRow, kek: &KeyEncryptionKey) -> Result<LoadedKey, Ke
         .verification_key()
         .ok_or_else(|| fail("public key cannot be read back".into()))?;
     Ok(LoadedKey {
-        encoding_key: alg.encoding_key(&pkcs8),
+        signer: Arc::new(PreparedKey::from_pkcs8(alg, &pkcs8).map_err(|e| fail(e.to_string()))?),
         verification: VerificationKey { alg, key },
         jwk,
         alg,
+        publishes_at: row.publishes_at,
         activates_at: row.activates_at,
         retires_at: row.retires_at,
         removes_at: row.removes_at,

@@ -1,8 +1,9 @@
-//! Keeps a node's key set current: on every tick it rotates if a rotation is
-//! due (one node does, under the rotation lock) and re-reads the keys, so
-//! keys created on another node or by the CLI are picked up within one check
-//! interval. Key states change with time alone, so between ticks the node
-//! still switches keys at the right instant (see `keyset`).
+//! Keeps a node's key set current: on every tick (twice per check interval)
+//! it rotates if a rotation is due (one node does, under the rotation lock)
+//! and re-reads the keys, so keys created on another node or by the CLI are
+//! loaded well before their `publishes_at`, one check interval after they
+//! were made. Key states change with time alone, so between ticks every node
+//! switches keys at the same instants (see `keyset`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +40,9 @@ impl KeyMaintainer {
             })
             .await??;
         if let Some(kid) = &created {
-            log::info!("key rotation: published key {kid}; it signs from its activation time");
+            log::info!(
+                "key rotation: made key {kid}; it enters the JWKS at its publication time and signs from its activation time"
+            );
         }
         self.store
             .replace(ticket, KeyRing::load(&rows, &self.kek, now)?, now)?;

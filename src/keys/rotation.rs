@@ -1,8 +1,9 @@
 //! Key rotation: announce, then rotate, then retain.
 //!
-//! A new key is published a full `lead` before it signs anything, so every
-//! validator that caches the JWKS for at most `max-age` (and every node that
-//! re-reads keys at least once per check interval) knows it in time; the old
+//! A new key is stored a full `lead` before it signs anything and enters the
+//! JWKS one check interval after it is stored (once every node has read
+//! it), so every validator that caches the JWKS for at most `max-age` knows
+//! it in time (`lead` ≥ `max-age` + check interval); the old
 //! key stops signing at that instant and stays published for `retention`,
 //! longer than any token it signed can live. Rotations run under a database
 //! lock, so on several nodes exactly one of them creates the next key.
@@ -25,6 +26,10 @@ pub struct RotationPolicy {
     pub lead: i64,
     /// How long a retired key stays published.
     pub retention: i64,
+    /// How long a new key waits before it enters the JWKS: the key check
+    /// interval, so every node has read it by then and all publish it
+    /// from the same second.
+    pub publish_delay: i64,
 }
 
 fn signing_at(row: &SigningKeyRow, now: UnixSeconds) -> bool {
@@ -122,6 +127,7 @@ pub fn rotate_if_due(
             &signing::generate_pkcs8(policy.alg)?,
             now,
             activates_at,
+            policy.publish_delay,
         )?;
         install(conn, &rows, &row, policy.retention)?;
         Ok(Some(row.kid))
@@ -143,19 +149,22 @@ pub fn rotate_now(
         check_kek(&rows, kek)?;
         if let Some(p) = pending(&rows, now) {
             return Err(KeyError::Rotation(format!(
-                "key {} is already published and activates at {}; wait for it, or retire it first",
+                "key {} is already pending or published and activates at {}; wait for it, or retire it first",
                 p.kid, p.activates_at
             )));
         }
         let activates_at = now + policy.lead;
         let row = match imported {
-            Some((alg, pkcs8)) => sealed_row(kek, alg, pkcs8, now, activates_at)?,
+            Some((alg, pkcs8)) => {
+                sealed_row(kek, alg, pkcs8, now, activates_at, policy.publish_delay)?
+            }
             None => sealed_row(
                 kek,
                 policy.alg,
                 &signing::generate_pkcs8(policy.alg)?,
                 now,
                 activates_at,
+                policy.publish_delay,
             )?,
         };
         if rows.iter().any(|r| r.kid == row.kid) {
@@ -227,6 +236,7 @@ pub fn retire_now(
                         &signing::generate_pkcs8(policy.alg)?,
                         now,
                         now,
+                        0,
                     )?;
                     signing_keys::insert_key(conn, &row)?;
                     signing_keys::audit_key(
@@ -260,6 +270,7 @@ mod tests {
         period: 1000,
         lead: 100,
         retention: 500,
+        publish_delay: 10,
     };
 
     fn row(kid: &str, activates_at: i64, retires_at: Option<i64>) -> SigningKeyRow {
@@ -273,6 +284,7 @@ mod tests {
             activates_at,
             retires_at,
             removes_at: retires_at.map(|t| t + 500),
+            publishes_at: 0,
         }
     }
 

@@ -1,5 +1,8 @@
 //! What the janitor deletes: rows whose every use has expired. Deletes are
-//! idempotent, so janitors on several nodes never conflict.
+//! idempotent, and on PostgreSQL one node sweeps at a time (a transaction
+//! holding an advisory lock; the others skip their turn): concurrent sweeps
+//! could otherwise deadlock, one deleting a family's tokens while another
+//! deletes the family and cascades to the same tokens.
 //!
 //! A used refresh token is kept until its own idle expiry, so presenting it
 //! again until then is still detected as reuse; after that it could not be
@@ -37,14 +40,37 @@ impl Swept {
     }
 }
 
+/// Any value; it only has to be the same on every Tessera node.
+const JANITOR_LOCK_ID: i64 = 0x7e55_e7a0_0003;
+
 /// Deletes everything that expired before `cutoff` (the caller passes now
 /// minus the clock leeway, so a token a validator still accepts is never
-/// forgotten early).
+/// forgotten early), in one transaction. `None`: another node is sweeping.
 pub fn sweep(
     conn: &mut DbConnection,
     cutoff: UnixSeconds,
     audit_before: UnixSeconds,
-) -> Result<Swept, StoreError> {
+) -> Result<Option<Swept>, StoreError> {
+    conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        if let DbConnection::Postgres(pg) = conn {
+            let ours: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+                "pg_try_advisory_xact_lock({JANITOR_LOCK_ID})"
+            )))
+            .get_result(pg)?;
+            if !ours {
+                return Ok(None);
+            }
+        }
+        delete_expired(conn, cutoff, audit_before).map(Some)
+    })
+    .map_err(StoreError::from)
+}
+
+fn delete_expired(
+    conn: &mut DbConnection,
+    cutoff: UnixSeconds,
+    audit_before: UnixSeconds,
+) -> Result<Swept, diesel::result::Error> {
     let refresh_tokens =
         diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.lt(cutoff)))
             .execute(conn)?;

@@ -41,6 +41,7 @@ diesel::table! {
         activates_at -> BigInt,
         retires_at -> Nullable<BigInt>,
         removes_at -> Nullable<BigInt>,
+        publishes_at -> BigInt,
     }
 }
 

@@ -17,6 +17,8 @@ pub struct SigningKeyRow {
     pub activates_at: i64,
     pub retires_at: Option<i64>,
     pub removes_at: Option<i64>,
+    /// Enters the JWKS; at most `activates_at`.
+    pub publishes_at: i64,
 }
 
 pub fn list_keys(conn: &mut DbConnection) -> Result<Vec<SigningKeyRow>, StoreError> {
@@ -121,6 +123,14 @@ pub fn set_activation(
     diesel::update(signing_keys::table.find(kid))
         .set(signing_keys::activates_at.eq(activates_at))
         .execute(conn)?;
+    // A key signs only once it is published.
+    diesel::update(
+        signing_keys::table
+            .find(kid)
+            .filter(signing_keys::publishes_at.gt(activates_at)),
+    )
+    .set(signing_keys::publishes_at.eq(activates_at))
+    .execute(conn)?;
     Ok(())
 }
 

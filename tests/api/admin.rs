@@ -164,9 +164,15 @@ both_backends! {
         assert_eq!(keys[0]["state"], "active");
         let (status, _, rotated) = call(&app, Method::POST, "/admin/keys/rotate", t, None).await;
         assert_eq!(status, 200);
-        assert_eq!(rotated["state"], "published");
-        let jwks = app.jwks().await;
-        assert_eq!(jwks["keys"].as_array().expect("keys").len(), 2, "published on this node at once");
+        assert_eq!(rotated["state"], "pending");
+        let interval = app.settings.key_check_interval;
+        assert_eq!(rotated["publishes_at"].as_i64(), rotated["created_at"].as_i64().map(|t| t + interval));
+        assert_eq!(app.jwks().await["keys"].as_array().expect("keys").len(), 1,
+            "not before every node has had a check interval to read it");
+        app.clock.advance(interval);
+        assert_eq!(app.jwks().await["keys"].as_array().expect("keys").len(), 2, "then published");
+        let (_, _, keys) = call(&app, Method::GET, "/admin/keys", t, None).await;
+        assert_eq!(keys[1]["state"], "published");
         assert_eq!(call(&app, Method::POST, "/admin/keys/rotate", t, None).await.0, 409);
     }
 }

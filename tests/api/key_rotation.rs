@@ -109,8 +109,11 @@ both_backends! {
         // Reach the point where the next key is published, then its activation.
         app.clock.advance(PERIOD - LEAD);
         assert!(app.keys.run_once().await.expect("maintenance").is_some(), "a rotation starts");
+        assert_eq!(kids(&app.jwks().await).len(), 1, "the next key waits a check interval");
+        let interval = app.settings.key_check_interval;
+        app.clock.advance(interval);
         assert_eq!(kids(&app.jwks().await).len(), 2, "the next key is pre-published");
-        app.clock.advance(LEAD - 1);
+        app.clock.advance(LEAD - interval - 1);
         let old_token = app.access_token(&client).await;
         assert_eq!(kid_of(&old_token), first_kid, "the old key signs until the next activates");
         app.clock.advance(1);
@@ -174,17 +177,23 @@ both_backends! {
         assert_eq!(listed[0]["alg"], "ES256");
 
         let rotated = json_of(&tessera(&app, &["keys", "rotate", "--json"]));
-        assert_eq!(rotated["state"], "published");
+        assert_eq!(rotated["state"], "pending", "in the JWKS one check interval later");
         assert!(rotated["activates_at"].as_i64().expect("activates_at") >= rotated["created_at"].as_i64().expect("created_at") + LEAD);
         let again = tessera(&app, &["keys", "rotate"]);
         assert!(!again.status.success(), "one pending key at a time");
-        assert!(String::from_utf8_lossy(&again.stderr).contains("already published"));
+        assert!(String::from_utf8_lossy(&again.stderr).contains("already pending or published"));
 
+        let exported = json_of(&tessera(&app, &["keys", "export-jwks"]));
+        assert_eq!(kids(&exported).len(), 1, "a pending key is not exported");
+        // The server reads the key at once and serves what the CLI exports;
+        // both publish it at its `publishes_at`.
         app.catch_up_with_wall_clock(5);
         app.keys.run_once().await.expect("maintenance");
-        let exported = json_of(&tessera(&app, &["keys", "export-jwks"]));
         assert_eq!(exported, app.jwks().await);
-        assert_eq!(kids(&exported).len(), 2);
+        let publishes_at = rotated["publishes_at"].as_i64().expect("publishes_at");
+        assert_eq!(publishes_at, rotated["created_at"].as_i64().expect("created_at") + app.settings.key_check_interval);
+        app.clock.set(publishes_at);
+        assert_eq!(kids(&app.jwks().await).len(), 2);
     }
 }
 
@@ -240,7 +249,7 @@ both_backends! {
             let kid = if n == 0 {
                 let imported = json_of(&tessera(&app, &["keys", "import", pem.to_str().expect("path"), "--json"]));
                 assert_eq!(imported["alg"], alg);
-                assert_eq!(imported["state"], "published");
+                assert_eq!(imported["state"], "pending");
                 imported["kid"].as_str().expect("kid").to_owned()
             } else {
                 // The CLI runs on the wall clock, which the test's clock has
@@ -307,11 +316,14 @@ both_backends! {
         let made = [a.expect("A"), b.expect("B")].into_iter().flatten().count();
         assert_eq!(made, 1, "exactly one node creates the next key");
         app.keys.run_once().await.expect("A reloads");
+        assert_eq!(own_jwks().await, twin_jwks(&twin).await, "neither publishes it yet, though A has read it");
         twin.keys.run_once().await.expect("B reloads");
+        let interval = app.settings.key_check_interval;
+        app.clock.advance(interval);
         assert_eq!(own_jwks().await, twin_jwks(&twin).await, "both publish the next key");
         assert_eq!(kids(&serde_json::from_slice(&own_jwks().await).expect("JSON")).len(), 2);
 
-        app.clock.advance(LEAD);
+        app.clock.advance(LEAD - interval);
         let (ta, tb) = (app.access_token(&client).await, twin_token(&twin).await);
         assert_eq!(kid_of(&ta), kid_of(&tb), "both sign with the new key at its activation");
         assert_eq!(own_jwks().await, twin_jwks(&twin).await);
