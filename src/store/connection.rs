@@ -197,6 +197,11 @@ impl Database {
         let pool = Pool::builder()
             .max_size(size.max(1))
             .min_idle(min_idle)
+            // A SQLite connection is a file handle: it cannot go stale
+            // between uses, so checking it on every checkout only costs a
+            // query. A PostgreSQL connection can (a restart, a failover),
+            // and is checked.
+            .test_on_check_out(backend == Backend::Postgres)
             .connection_timeout(timeout)
             .build(Manager {
                 backend,
