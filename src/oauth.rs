@@ -199,7 +199,7 @@ async fn audit_caller(
     let source = source.map(|ip| ip.to_string());
     let written = state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             crate::store::audit::record(
                 conn,
                 now,
@@ -346,7 +346,7 @@ async fn run_grant(
         let id = client.id.clone();
         if let Err(e) = state
             .db
-            .run(move |conn| crate::store::clients::touch_last_token(conn, &id, now))
+            .write(move |conn| crate::store::clients::touch_last_token(conn, &id, now))
             .await
         {
             log::warn!("cannot record last_token_at: {e}");

@@ -57,7 +57,7 @@ pub struct Application {
 
 /// Opens the server's connection pool and applies pending migrations.
 pub fn open_database(settings: &Settings) -> Result<(Database, MigrationReport), StoreError> {
-    let db = Database::open(
+    let db = Database::open_for_server(
         &settings.database_url,
         settings.db_pool_size,
         Duration::from_secs(settings.db_timeout),

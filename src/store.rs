@@ -14,6 +14,7 @@ pub mod refresh;
 pub mod revocation;
 pub mod schema;
 pub mod signing_keys;
+mod writer;
 
 pub use connection::{Backend, Database, DbConnection, ErrorCounts, MigrationReport, PoolStatus};
 

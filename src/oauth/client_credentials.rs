@@ -126,7 +126,7 @@ async fn start_family(
     let access_expires = minted.expires_at;
     state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             refresh_store::start_family(
                 conn,
                 &NewFamily {

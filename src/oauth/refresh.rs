@@ -104,7 +104,7 @@ pub async fn grant(
             let family_id = family.id.clone();
             let outcome = state
                 .db
-                .run(move |conn| {
+                .write(move |conn| {
                     store::refresh(
                         conn,
                         hash.as_bytes(),
@@ -141,7 +141,7 @@ pub async fn grant(
     let access_expires = minted.expires_at;
     let outcome = state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             store::refresh(
                 conn,
                 hash.as_bytes(),

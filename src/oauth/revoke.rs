@@ -42,7 +42,7 @@ pub async fn revoke(
         }
         let revoked = state
             .db
-            .run(move |conn| {
+            .write(move |conn| {
                 refresh_store::revoke_family(conn, &family.id, now, "refresh_token_revoked")
             })
             .await?;
@@ -68,7 +68,7 @@ pub async fn revoke(
     let jti = claims.jti.clone();
     let newly = state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             revocation::revoke_jti(conn, &claims.jti, &claims.client_id, claims.exp, now)
         })
         .await?;

@@ -12,6 +12,7 @@ use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::StoreError;
+use super::writer::Writer;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -69,7 +70,7 @@ impl Backend {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 /// Opens connections of the backend the URL named; never guesses.
 pub struct Manager {
     backend: Backend,
@@ -122,9 +123,13 @@ pub struct MigrationReport {
 pub struct Database {
     pool: Pool<Manager>,
     backend: Backend,
+    manager: Manager,
     errors: Arc<ErrorCounters>,
     /// Counts the clones, so shutdown can tell when it holds the last one.
     handles: Arc<()>,
+    /// A server's SQLite writes go through one connection (see `writer`).
+    pub(crate) writer: Option<Writer>,
+    writer_thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 #[derive(Debug, Default)]
@@ -167,6 +172,18 @@ impl Database {
         Self::open_with(url, size, Some(1), timeout)
     }
 
+    /// As [`Database::open`], and on SQLite with one writer thread that
+    /// groups concurrent writes into shared commits ([`Database::write`]).
+    pub fn open_for_server(url: &str, size: u32, timeout: Duration) -> Result<Self, StoreError> {
+        let mut db = Self::open_with(url, size, Some(1), timeout)?;
+        if db.backend == Backend::Sqlite {
+            let (writer, thread) = Writer::start(db.manager.clone())?;
+            db.writer = Some(writer);
+            db.writer_thread = Arc::new(std::sync::Mutex::new(Some(thread)));
+        }
+        Ok(db)
+    }
+
     /// One connection, opened on first use, for a short-lived command. No
     /// connection is ever opened in the background: a process that exits
     /// while the pool's thread is still inside libpq's TLS set-up can crash
@@ -194,6 +211,11 @@ impl Database {
                 }
             }
         }
+        let manager = Manager {
+            backend,
+            target,
+            busy_timeout: timeout,
+        };
         let pool = Pool::builder()
             .max_size(size.max(1))
             .min_idle(min_idle)
@@ -203,17 +225,16 @@ impl Database {
             // and is checked.
             .test_on_check_out(backend == Backend::Postgres)
             .connection_timeout(timeout)
-            .build(Manager {
-                backend,
-                target,
-                busy_timeout: timeout,
-            })
+            .build(manager.clone())
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(Self {
             pool,
             backend,
             errors: Arc::default(),
             handles: Arc::default(),
+            manager,
+            writer: None,
+            writer_thread: Arc::default(),
         })
     }
 
@@ -230,10 +251,17 @@ impl Database {
             actix_web::rt::time::sleep(Duration::from_millis(20)).await;
         }
         let open = self.pool.state().connections;
+        let writer = self
+            .writer_thread
+            .lock()
+            .map(|mut t| t.take())
+            .unwrap_or_default();
         // The last handle: dropping the pool drops (and so closes) every
-        // idle connection, on this thread.
+        // idle connection, on this thread; dropping the last writer handle
+        // ends the writer's thread, which closes its connection.
         drop(self);
-        Ok(open)
+        let writer_closed = writer.map(|t| t.join().is_ok());
+        Ok(open + u32::from(writer_closed == Some(true)))
     }
 
     pub fn pool_status(&self) -> PoolStatus {
@@ -280,7 +308,31 @@ impl Database {
         .await
         .map_err(|e| StoreError::Task(e.to_string()))
         .and_then(|r| r);
-        if let Err(e) = &result {
+        self.count(&result);
+        result
+    }
+
+    /// Runs a write. On a server's SQLite database it joins the next group
+    /// commit on the writer thread; otherwise it is [`Database::run`]. The
+    /// answer comes only after the commit either way.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(writer) = self.writer.clone() else {
+            return self.run(f).await;
+        };
+        let result = actix_web::rt::task::spawn_blocking(move || writer.write(f))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))
+            .and_then(|r| r);
+        self.count(&result);
+        result
+    }
+
+    fn count<T>(&self, result: &Result<T, StoreError>) {
+        if let Err(e) = result {
             let counter = if e.is_unavailable() {
                 &self.errors.unavailable
             } else {
@@ -288,7 +340,6 @@ impl Database {
             };
             counter.fetch_add(1, Ordering::Relaxed);
         }
-        result
     }
 
     /// Applies pending migrations. On PostgreSQL an advisory lock makes
