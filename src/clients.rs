@@ -160,7 +160,9 @@ fn check_refresh_ttl(field: &'static str, ttl: i64) -> Result<i64, ClientError> 
 }
 
 impl ClientSpec {
-    fn validate(&self) -> Result<(String, String, String, Option<String>), ClientError> {
+    /// Checks every value; returns the id (generated when none was given),
+    /// the normalised scope and audiences, and the networks.
+    pub fn validate(&self) -> Result<(String, String, String, Option<String>), ClientError> {
         let id = match &self.id {
             Some(id) if !valid_id(id) => {
                 return Err(invalid(

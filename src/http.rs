@@ -2,7 +2,7 @@
 //! [`OAuthError`](crate::oauth::OAuthError)s into responses. One file per
 //! endpoint; no grant rule and no query lives here.
 
-mod admin;
+pub mod admin;
 mod discovery;
 mod error;
 mod fallback;

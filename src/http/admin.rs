@@ -222,25 +222,49 @@ pub struct NewClientBody {
     client_id: Option<String>,
 }
 
+/// The body of `POST /admin/clients` as a client specification (its values
+/// are checked when the client is created).
+pub fn new_client_spec(body: &[u8], default_ttl: i64) -> Result<ClientSpec, AdminError> {
+    let b: NewClientBody = json_body(body)?;
+    Ok(ClientSpec {
+        id: b.client_id,
+        name: b.name,
+        scope: b.scope,
+        audiences: b.audiences,
+        access_token_ttl: b.access_token_ttl.unwrap_or(default_ttl),
+        refresh_tokens: b.refresh_tokens.unwrap_or(true),
+        refresh_token_ttl: b.refresh_token_ttl,
+        refresh_family_ttl: b.refresh_family_ttl,
+        can_introspect: b.can_introspect,
+        allowed_networks: b.allowed_networks,
+    })
+}
+
+/// The body of `PATCH /admin/clients/{id}`.
+pub fn client_update(body: &[u8]) -> Result<ClientUpdate, AdminError> {
+    json_body(body)
+}
+
+/// The grace of `POST /admin/clients/{id}/rotate-secret`: an empty body
+/// means the default; anything else must parse, so a typo can never turn
+/// "no grace" into a day of grace.
+pub fn rotation_grace(body: &[u8]) -> Result<i64, AdminError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(clients::DEFAULT_SECRET_GRACE);
+    }
+    Ok(serde_json::from_slice::<RotateBody>(body)
+        .map_err(|e| AdminError::BadRequest(format!("invalid JSON body: {e}")))?
+        .grace_seconds
+        .unwrap_or(clients::DEFAULT_SECRET_GRACE))
+}
+
 pub async fn create_client(
     req: HttpRequest,
     state: web::Data<HttpState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
     admin(&req, &state).await?;
-    let b: NewClientBody = json_body(&body)?;
-    let spec = ClientSpec {
-        id: b.client_id,
-        name: b.name,
-        scope: b.scope,
-        audiences: b.audiences,
-        access_token_ttl: b.access_token_ttl.unwrap_or(state.default_access_token_ttl),
-        refresh_tokens: b.refresh_tokens.unwrap_or(true),
-        refresh_token_ttl: b.refresh_token_ttl,
-        refresh_family_ttl: b.refresh_family_ttl,
-        can_introspect: b.can_introspect,
-        allowed_networks: b.allowed_networks,
-    };
+    let spec = new_client_spec(&body, state.default_access_token_ttl)?;
     let now = state.oauth.clock.now();
     let created = db(&state, move |conn| Ok(clients::create(conn, &spec, now)?)).await?;
     Ok(HttpResponse::Created()
@@ -269,7 +293,7 @@ pub async fn update_client(
     body: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
     admin(&req, &state).await?;
-    let change: ClientUpdate = json_body(&body)?;
+    let change = client_update(&body)?;
     let (id, now) = (id.into_inner(), state.oauth.clock.now());
     let view = db(&state, move |conn| {
         Ok(clients::update(conn, &id, &change, now)?)
@@ -334,16 +358,7 @@ pub async fn rotate_secret(
     body: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
     admin(&req, &state).await?;
-    // An empty body means the default grace; anything else must parse: a
-    // typo must never turn "--grace 0" into a day of grace.
-    let grace = if body.iter().all(u8::is_ascii_whitespace) {
-        clients::DEFAULT_SECRET_GRACE
-    } else {
-        serde_json::from_slice::<RotateBody>(&body)
-            .map_err(|e| AdminError::BadRequest(format!("invalid JSON body: {e}")))?
-            .grace_seconds
-            .unwrap_or(clients::DEFAULT_SECRET_GRACE)
-    };
+    let grace = rotation_grace(&body)?;
     let (id, now) = (id.into_inner(), state.oauth.clock.now());
     let client_id = id.clone();
     let (secret, rotation) = db(&state, move |conn| {

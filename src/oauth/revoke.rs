@@ -85,6 +85,52 @@ pub fn cutoff_relevant_until(now: UnixSeconds, leeway: i64) -> UnixSeconds {
     now + MAX_ACCESS_TOKEN_TTL + leeway
 }
 
+/// `?after=CURSOR&limit=N` of the revocation feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedQuery {
+    pub after: i64,
+    /// 1 to [`FEED_PAGE_MAX`].
+    pub limit: i64,
+}
+
+impl FeedQuery {
+    /// Parses the query string: form encoding, no repeated parameter,
+    /// non-negative integers (empty means the default), and never client
+    /// credentials, which do not belong in a URL.
+    pub fn parse(query: &[u8]) -> Result<Self, OAuthError> {
+        let params = super::form::parse_pairs(query).ok_or(OAuthError::InvalidRequest(
+            "the query string is not valid form encoding",
+        ))?;
+        super::request::refuse_repeats(&params, &[])?;
+        if params
+            .iter()
+            .any(|(k, _)| k == "client_secret" || k == "client_id")
+        {
+            return Err(OAuthError::InvalidRequest(
+                "client credentials must be sent in the Authorization header",
+            ));
+        }
+        let number = |name: &str, default: i64| -> Result<i64, OAuthError> {
+            match params.iter().find(|(k, _)| k == name) {
+                None => Ok(default),
+                Some((_, v)) if v.is_empty() => Ok(default),
+                Some((_, v)) => {
+                    v.parse::<i64>()
+                        .ok()
+                        .filter(|n| *n >= 0)
+                        .ok_or(OAuthError::InvalidRequest(
+                            "after and limit must be non-negative integers",
+                        ))
+                }
+            }
+        };
+        Ok(Self {
+            after: number("after", 0)?,
+            limit: number("limit", FEED_PAGE_MAX)?.clamp(1, FEED_PAGE_MAX),
+        })
+    }
+}
+
 /// One page of the revocation feed.
 #[derive(Debug, Serialize)]
 pub struct FeedPage {
