@@ -211,6 +211,11 @@ impl Metrics {
         self.introspections.with_label_values(&[result]).inc();
     }
 
+    /// Requests being served now.
+    pub fn in_flight_now(&self) -> i64 {
+        self.in_flight.get()
+    }
+
     /// Counts a request as in flight until the guard is dropped, however the
     /// request ends.
     pub fn in_flight(&self) -> InFlight {

@@ -52,6 +52,7 @@ pub struct Application {
     janitor: Janitor,
     key_maintainer: KeyMaintainer,
     db: Database,
+    metrics: Arc<crate::metrics::Metrics>,
     shutdown_timeout: Duration,
 }
 
@@ -217,6 +218,7 @@ impl Application {
             audit_retention: settings.audit_retention,
         };
         let pool = db.clone();
+        let metrics = Arc::new(metrics);
         let state = web::Data::new(HttpState {
             oauth: OAuthState {
                 db,
@@ -234,7 +236,7 @@ impl Application {
                     settings.auth_failure_burst,
                     settings.auth_failure_refill,
                 )),
-                metrics: Arc::new(metrics),
+                metrics: Arc::clone(&metrics),
             },
             discovery: Discovery::new(),
             jwks_max_age: settings.jwks_max_age,
@@ -254,7 +256,9 @@ impl Application {
                 .wrap(http::default_headers())
                 .configure(http::configure)
         })
-        .shutdown_timeout(settings.shutdown_timeout);
+        .shutdown_timeout(settings.shutdown_timeout)
+        // Signals are handled by `drain_on_signal`.
+        .disable_signals();
         let io = |e: std::io::Error| StartupError::Io(e.to_string());
         let tls_on = tls.is_some();
         server = match tls {
@@ -281,6 +285,7 @@ impl Application {
             janitor,
             key_maintainer,
             db: pool,
+            metrics,
             shutdown_timeout: Duration::from_secs(settings.shutdown_timeout),
         })
     }
@@ -326,7 +331,13 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let janitor = actix_web::rt::spawn(self.janitor.run());
         let keys = actix_web::rt::spawn(self.key_maintainer.run());
+        let drain = actix_web::rt::spawn(drain_on_signal(
+            self.server.handle(),
+            Arc::clone(&self.metrics),
+            self.shutdown_timeout,
+        ));
         let result = self.server.await;
+        drain.abort();
         log::info!("shutting down: requests finished or timed out");
         janitor.abort();
         keys.abort();
@@ -341,4 +352,38 @@ impl Application {
         }
         result
     }
+}
+
+/// On SIGTERM or SIGINT: stop accepting connections, let the requests in
+/// flight finish (up to `timeout`), then stop the server gracefully.
+/// Draining before stopping matters: actix-server's own graceful stop can
+/// drop a request that is still running on a keep-alive connection.
+async fn drain_on_signal(
+    handle: ServerHandle,
+    metrics: Arc<crate::metrics::Metrics>,
+    timeout: Duration,
+) {
+    use actix_web::rt::signal::unix::{SignalKind, signal};
+    use futures_util::future::{Either, select};
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(term), Ok(int)) => (term, int),
+        (Err(e), _) | (_, Err(e)) => {
+            log::error!("cannot listen for SIGTERM/SIGINT: {e}; stop the server with SIGKILL");
+            return;
+        }
+    };
+    let name = match select(Box::pin(term.recv()), Box::pin(int.recv())).await {
+        Either::Left(_) => "SIGTERM",
+        Either::Right(_) => "SIGINT",
+    };
+    log::info!("{name} received: no new connections; draining the requests in flight");
+    handle.pause().await;
+    let deadline = std::time::Instant::now() + timeout;
+    while metrics.in_flight_now() > 0 && std::time::Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    handle.stop(true).await;
 }

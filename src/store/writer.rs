@@ -13,8 +13,8 @@ use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
 
-use diesel::Connection;
 use diesel::r2d2::ManageConnection;
+use diesel::{Connection, RunQueryDsl};
 
 use super::StoreError;
 use super::connection::{DbConnection, Manager};
@@ -94,6 +94,10 @@ fn run_batch(manager: &Manager, conn: &mut DbConnection, batch: Vec<Job>) -> Opt
     let mut done: Vec<(mpsc::Sender<Answer>, Answer)> = Vec::with_capacity(batch.len());
     let mut panicked = false;
     let outcome = conn.transaction::<(), StoreError, _>(|conn| {
+        // Take the write lock before anything is read: a transaction that
+        // read first and wrote later would fail at once (SQLITE_BUSY, no
+        // waiting) if another connection committed in between.
+        diesel::sql_query("UPDATE signing_keys SET kid = kid WHERE 1 = 0").execute(conn)?;
         for Job { work, reply } in batch {
             // A savepoint per write: one that fails rolls back alone.
             let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {

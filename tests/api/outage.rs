@@ -124,6 +124,16 @@ async fn form(app: &TestApp, client: &TestClient, path: &str, pairs: &[(&str, &s
     Answer { status, body }
 }
 
+async fn client_credentials(app: &TestApp, client: &TestClient) -> Answer {
+    form(
+        app,
+        client,
+        "/oauth2/token",
+        &[("grant_type", "client_credentials")],
+    )
+    .await
+}
+
 /// Checks an answer given during an outage: a success, or a retryable 503.
 fn success_or_retry(answer: &Answer, what: &str) -> bool {
     match answer.status {
@@ -157,13 +167,7 @@ async fn load(
 ) -> (Vec<String>, Vec<String>, usize) {
     let (mut live_refresh, mut revoked, mut unavailable) = (Vec::new(), Vec::new(), 0);
     while Instant::now() < until {
-        let issued = form(
-            &app,
-            &client,
-            "/oauth2/token",
-            &[("grant_type", "client_credentials")],
-        )
-        .await;
+        let issued = client_credentials(&app, &client).await;
         if !success_or_retry(&issued, "client credentials") {
             unavailable += 1;
             continue;
@@ -293,13 +297,7 @@ async fn postgres_cut_mid_load_answers_503_loses_nothing_and_recovers() {
     }
     assert!(unavailable > 0, "the cut never reached a request");
     wait_until_ready(&app).await;
-    let after = form(
-        &app,
-        &client,
-        "/oauth2/token",
-        &[("grant_type", "client_credentials")],
-    )
-    .await;
+    let after = client_credentials(&app, &client).await;
     assert_eq!(
         after.status, 200,
         "tokens again after the outage: {}",
@@ -339,12 +337,7 @@ async fn sqlite_locked_by_another_process_answers_503_changes_nothing_and_recove
         [("token", at.as_str())],
     );
     let (issue, refresh, revoke) = futures_util::future::join3(
-        form(
-            &app,
-            &client,
-            "/oauth2/token",
-            &[("grant_type", "client_credentials")],
-        ),
+        client_credentials(&app, &client),
         form(&app, &client, "/oauth2/token", &refresh_form),
         form(&app, &client, "/oauth2/revoke", &revoke_form),
     )
@@ -382,12 +375,6 @@ async fn sqlite_locked_by_another_process_answers_503_changes_nothing_and_recove
         "the failed refresh used nothing up: {}",
         refreshed.body
     );
-    let issued = form(
-        &app,
-        &client,
-        "/oauth2/token",
-        &[("grant_type", "client_credentials")],
-    )
-    .await;
+    let issued = client_credentials(&app, &client).await;
     assert_eq!(issued.status, 200);
 }

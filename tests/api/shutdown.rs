@@ -1,6 +1,7 @@
 //! Graceful shutdown of the real binary: SIGTERM while a request is held up
-//! in the database stops new connections at once, lets the request finish
-//! with everything it wrote committed, closes the pool and exits 0.
+//! in the database stops serving new connections at once, lets the request
+//! (on a keep-alive connection) finish with everything it wrote committed,
+//! closes the pool and exits 0.
 
 use std::time::{Duration, Instant};
 
@@ -64,6 +65,13 @@ both_backends! {
         let port = base.rsplit(':').next().expect("port").to_owned();
         let http = reqwest::Client::new();
 
+        // The request in flight goes over a connection the server accepted
+        // long before: actix-server counts a connection only after handing
+        // it to the worker, and a SIGTERM in between (milliseconds under
+        // load) finds the worker "idle" and drops a fresh connection.
+        let warm = http.get(format!("{base}/healthz")).send().await.expect("healthz");
+        assert_eq!(warm.status(), 200);
+        warm.bytes().await.expect("body");
         let blocker = actix_web::rt::task::spawn_blocking({
             let url = app.db.url.clone();
             move || Blocker::hold(&url)
@@ -100,21 +108,26 @@ both_backends! {
             actix_web::rt::time::sleep(Duration::from_millis(50)).await;
         }
 
-        // actix-server counts a connection only after handing it to the
-        // worker; a SIGTERM in between finds the worker "idle" and drops the
-        // connection. Under load that gap can last milliseconds, so give the
-        // accept thread time to count it.
-        actix_web::rt::time::sleep(Duration::from_millis(500)).await;
         let term = std::process::Command::new("kill")
             .args(["-TERM", &server.id().to_string()])
             .status().expect("kill -TERM");
         assert!(term.success());
-        // New connections are refused while the request is still held.
+        // Once the drain has begun, a new connection is not served while the
+        // request is still held (it waits in the listen queue, and is
+        // closed unanswered when the server stops).
         let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_ok() {
-            assert!(Instant::now() < deadline, "still accepting connections after SIGTERM");
+        while !log.lock().expect("log").contains("SIGTERM received") {
+            assert!(Instant::now() < deadline, "the server never saw SIGTERM");
             actix_web::rt::time::sleep(Duration::from_millis(20)).await;
         }
+        let late = reqwest::Client::builder()
+            .timeout(Duration::from_millis(700))
+            .build()
+            .expect("client")
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await;
+        assert!(late.is_err(), "a new connection was served during the drain: {late:?}");
         assert!(!in_flight.is_finished(), "the request was held by the lock");
         actix_web::rt::task::spawn_blocking(move || blocker.release()).await.expect("task");
 
