@@ -19,6 +19,18 @@ mod writer;
 pub use connection::{Backend, Database, DbConnection, ErrorCounts, MigrationReport, PoolStatus};
 
 /// A round trip to the database, for readiness checks.
+/// Takes SQLite's write lock inside the current transaction with a
+/// statement that writes nothing, waiting (busy timeout) if another
+/// connection holds it, so that what the transaction reads next is already
+/// what every other writer committed.
+pub(crate) fn sqlite_write_lock(
+    conn: &mut diesel::SqliteConnection,
+) -> Result<(), diesel::result::Error> {
+    use diesel::RunQueryDsl;
+    diesel::sql_query("UPDATE signing_keys SET kid = kid WHERE 1 = 0").execute(conn)?;
+    Ok(())
+}
+
 pub fn ping(conn: &mut DbConnection) -> Result<(), StoreError> {
     use diesel::RunQueryDsl;
     diesel::sql_query("SELECT 1").execute(conn)?;

@@ -66,9 +66,7 @@ where
             DbConnection::Postgres(pg) => {
                 diesel::sql_query("SELECT pg_advisory_xact_lock(7262851002)").execute(pg)?;
             }
-            DbConnection::Sqlite(lite) => {
-                diesel::sql_query("UPDATE signing_keys SET kid = kid WHERE 1 = 0").execute(lite)?;
-            }
+            DbConnection::Sqlite(lite) => super::sqlite_write_lock(lite)?,
         }
         f(conn).map_err(TxError::Caller)
     })

@@ -13,8 +13,8 @@ use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
 
+use diesel::Connection;
 use diesel::r2d2::ManageConnection;
-use diesel::{Connection, RunQueryDsl};
 
 use super::StoreError;
 use super::connection::{DbConnection, Manager};
@@ -97,7 +97,9 @@ fn run_batch(manager: &Manager, conn: &mut DbConnection, batch: Vec<Job>) -> Opt
         // Take the write lock before anything is read: a transaction that
         // read first and wrote later would fail at once (SQLITE_BUSY, no
         // waiting) if another connection committed in between.
-        diesel::sql_query("UPDATE signing_keys SET kid = kid WHERE 1 = 0").execute(conn)?;
+        if let DbConnection::Sqlite(lite) = conn {
+            super::sqlite_write_lock(lite)?;
+        }
         for Job { work, reply } in batch {
             // A savepoint per write: one that fails rolls back alone.
             let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
