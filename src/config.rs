@@ -72,6 +72,12 @@ pub struct Settings {
     /// Seconds between key checks: rotation when due, and re-reading keys
     /// made elsewhere (`TESSERA_KEY_CHECK_INTERVAL`).
     pub key_check_interval: i64,
+    /// Seconds between checks for client changes made elsewhere
+    /// (`TESSERA_CLIENT_CHECK_INTERVAL`): authenticated clients are cached,
+    /// and a change made by another node or the CLI takes effect within two
+    /// intervals. 0 turns the cache off: every authentication reads the
+    /// database.
+    pub client_check_interval: u64,
     /// Seconds audit events are kept (`TESSERA_AUDIT_RETENTION`).
     pub audit_retention: i64,
     /// Reverse proxies whose `X-Forwarded-For` is believed: CIDR blocks,
@@ -120,6 +126,7 @@ impl Default for Settings {
             key_prepublish: 86_400,
             key_retention: 2 * 86_400,
             key_check_interval: 60,
+            client_check_interval: 1,
             audit_retention: 90 * 86_400,
             trusted_proxies: String::new(),
             auth_failure_burst: 10,
@@ -320,6 +327,9 @@ impl Settings {
         if let Some(v) = env("TESSERA_KEY_CHECK_INTERVAL") {
             self.key_check_interval = parsed("TESSERA_KEY_CHECK_INTERVAL", &v)?;
         }
+        if let Some(v) = env("TESSERA_CLIENT_CHECK_INTERVAL") {
+            self.client_check_interval = parsed("TESSERA_CLIENT_CHECK_INTERVAL", &v)?;
+        }
         if let Some(v) = env("TESSERA_AUTH_FAILURE_BURST") {
             self.auth_failure_burst = parsed("TESSERA_AUTH_FAILURE_BURST", &v)?;
         }
@@ -461,6 +471,12 @@ impl Settings {
             return Err(invalid(
                 "TESSERA_AUDIT_RETENTION",
                 "must be at least 86400 seconds (one day)",
+            ));
+        }
+        if self.client_check_interval > 3600 {
+            return Err(invalid(
+                "TESSERA_CLIENT_CHECK_INTERVAL",
+                "must be between 0 (no client cache) and 3600 seconds",
             ));
         }
         if !(1..=3600).contains(&self.key_check_interval) {

@@ -30,6 +30,9 @@ pub struct Metrics {
     refresh_reuse: IntCounter,
     revocations: IntCounterVec,
     introspections: IntCounterVec,
+    /// Resolved once: they are counted on every authentication.
+    client_cache_hits: IntCounter,
+    client_cache_misses: IntCounter,
     requests: IntCounterVec,
     in_flight: IntGauge,
     request_duration: HistogramVec,
@@ -106,6 +109,13 @@ impl Metrics {
                 metric
             }};
         }
+        let client_cache = register!(IntCounterVec::new(
+            Opts::new(
+                "tessera_client_cache_lookups_total",
+                "Client authentications answered from the client cache (hit) or from the database (miss)."
+            ),
+            &["result"],
+        )?);
         Ok(Self {
             token_requests: register!(IntCounterVec::new(
                 Opts::new(
@@ -139,6 +149,8 @@ impl Metrics {
                 ),
                 &["result"],
             )?),
+            client_cache_hits: client_cache.with_label_values(&["hit"]),
+            client_cache_misses: client_cache.with_label_values(&["miss"]),
             requests: register!(IntCounterVec::new(
                 Opts::new(
                     "tessera_http_requests_total",
@@ -204,6 +216,16 @@ impl Metrics {
 
     pub fn revocation(&self, kind: &'static str) {
         self.revocations.with_label_values(&[kind]).inc();
+    }
+
+    /// A client authentication answered from the cache (`hit`), or one that
+    /// read the database (`miss`).
+    pub fn client_cache_lookup(&self, hit: bool) {
+        if hit {
+            self.client_cache_hits.inc();
+        } else {
+            self.client_cache_misses.inc();
+        }
     }
 
     pub fn introspection(&self, active: bool) {

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod audience;
 pub mod client_auth;
+pub mod client_cache;
 pub mod client_credentials;
 pub mod error;
 pub mod form;
@@ -66,6 +67,8 @@ pub struct OAuthState {
     /// Brute-force limits on client authentication.
     pub limiter: Arc<limiter::FailureLimiter>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Authenticated clients, with a bounded staleness (see `client_cache`).
+    pub clients: Arc<client_cache::ClientCache>,
 }
 
 impl OAuthState {
@@ -151,16 +154,38 @@ pub async fn authenticate_client(
             .client_auth_failure(crate::metrics::RATE_LIMITED);
         return Err(OAuthError::TooManyFailures { retry_after });
     }
-    let result = state
+    if let Some(client) = state.clients.authenticate(&credentials, now, source) {
+        state.metrics.client_cache_lookup(true);
+        return Ok(client);
+    }
+    state.metrics.client_cache_lookup(false);
+    let epoch = state.clients.epoch();
+    let id = client_id.clone();
+    let stored = state
         .db
-        .run(move |conn| client_auth::authenticate(conn, &credentials, now, source))
+        .run(move |conn| client_auth::load(conn, &id, now))
         .await
         .map_err(OAuthError::from)?;
-    if let Err(e) = &result {
-        log_auth_failure(Some(&client_id))(e);
-        note_failure(state, e, Some(&client_id), source, now).await;
+    match client_auth::check(
+        &credentials,
+        stored.client.as_ref(),
+        &stored.secrets,
+        now,
+        source,
+    ) {
+        Ok(()) => {
+            let client = stored
+                .client
+                .ok_or_else(|| OAuthError::Internal("authenticated a missing client".into()))?;
+            state.clients.insert(epoch, &client, stored.secrets);
+            Ok(client)
+        }
+        Err(e) => {
+            log_auth_failure(Some(&client_id))(&e);
+            note_failure(state, &e, Some(&client_id), source, now).await;
+            Err(e)
+        }
     }
-    result
 }
 
 /// Counts a failed authentication against the brute-force limits and
@@ -350,6 +375,8 @@ async fn run_grant(
             .await
         {
             log::warn!("cannot record last_token_at: {e}");
+        } else {
+            state.clients.note_last_token(&client.id, now);
         }
     }
     match request.grant {

@@ -16,6 +16,7 @@ use crate::janitor::Janitor;
 use crate::keys::kek::KekSource;
 use crate::keys::maintainer::KeyMaintainer;
 use crate::keys::{KeyEncryptionKey, KeyError, KeyRing, KeyStore, keyset};
+use crate::oauth::client_cache::ClientCache;
 use crate::oauth::{OAuthState, RefreshPolicy};
 use crate::store::signing_keys;
 use crate::store::{Database, MigrationReport, StoreError, clients};
@@ -51,6 +52,7 @@ pub struct Application {
     report: StartupReport,
     janitor: Janitor,
     key_maintainer: KeyMaintainer,
+    client_cache: Arc<ClientCache>,
     db: Database,
     metrics: Arc<crate::metrics::Metrics>,
     shutdown_timeout: Duration,
@@ -219,6 +221,10 @@ impl Application {
         };
         let pool = db.clone();
         let metrics = Arc::new(metrics);
+        let client_cache = Arc::new(ClientCache::new(
+            (settings.client_check_interval > 0)
+                .then(|| Duration::from_secs(settings.client_check_interval)),
+        ));
         let state = web::Data::new(HttpState {
             oauth: OAuthState {
                 db,
@@ -237,6 +243,7 @@ impl Application {
                     settings.auth_failure_refill,
                 )),
                 metrics: Arc::clone(&metrics),
+                clients: Arc::clone(&client_cache),
             },
             discovery: Discovery::new(),
             jwks_max_age: settings.jwks_max_age,
@@ -284,6 +291,7 @@ impl Application {
             report,
             janitor,
             key_maintainer,
+            client_cache,
             db: pool,
             metrics,
             shutdown_timeout: Duration::from_secs(settings.shutdown_timeout),
@@ -323,6 +331,13 @@ impl Application {
         self.key_maintainer.clone()
     }
 
+    /// The node's client cache: tests check it by hand after changing a
+    /// client behind the server's back, as its background loop would within
+    /// one check interval.
+    pub fn client_cache(&self) -> Arc<ClientCache> {
+        Arc::clone(&self.client_cache)
+    }
+
     /// Serves until stopped, with the janitor and the key maintainer running
     /// alongside. On SIGTERM or SIGINT: stop accepting, give in-flight
     /// requests the shutdown timeout, stop the background tasks, then close
@@ -331,6 +346,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let janitor = actix_web::rt::spawn(self.janitor.run());
         let keys = actix_web::rt::spawn(self.key_maintainer.run());
+        let clients = actix_web::rt::spawn(self.client_cache.run(self.db.clone()));
         let drain = actix_web::rt::spawn(drain_on_signal(
             self.server.handle(),
             Arc::clone(&self.metrics),
@@ -341,9 +357,11 @@ impl Application {
         log::info!("shutting down: requests finished or timed out");
         janitor.abort();
         keys.abort();
+        clients.abort();
         // Wait for the aborted tasks to drop what they hold.
         let _ = janitor.await;
         let _ = keys.await;
+        let _ = clients.await;
         match self.db.close(self.shutdown_timeout).await {
             Ok(n) => log::info!("database pool closed ({n} connections)"),
             Err(held) => log::warn!(

@@ -171,6 +171,19 @@ where
         .map_err(AdminError::from)?
 }
 
+/// [`db`] for a change to a client: this node's client cache is dropped as
+/// soon as the change is committed, so the change takes effect here at once
+/// (other nodes see it within their check interval).
+async fn db_change<T, F>(state: &HttpState, f: F) -> Result<T, AdminError>
+where
+    F: FnOnce(&mut crate::store::DbConnection) -> Result<T, AdminError> + Send + 'static,
+    T: Send + 'static,
+{
+    let result = db(state, f).await;
+    state.oauth.clients.invalidate();
+    result
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
@@ -266,7 +279,7 @@ pub async fn create_client(
     admin(&req, &state).await?;
     let spec = new_client_spec(&body, state.default_access_token_ttl)?;
     let now = state.oauth.clock.now();
-    let created = db(&state, move |conn| Ok(clients::create(conn, &spec, now)?)).await?;
+    let created = db_change(&state, move |conn| Ok(clients::create(conn, &spec, now)?)).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(serde_json::json!({
@@ -295,7 +308,7 @@ pub async fn update_client(
     admin(&req, &state).await?;
     let change = client_update(&body)?;
     let (id, now) = (id.into_inner(), state.oauth.clock.now());
-    let view = db(&state, move |conn| {
+    let view = db_change(&state, move |conn| {
         Ok(clients::update(conn, &id, &change, now)?)
     })
     .await?;
@@ -309,7 +322,7 @@ pub async fn delete_client(
 ) -> Result<HttpResponse, AdminError> {
     admin(&req, &state).await?;
     let (id, now, leeway) = (id.into_inner(), state.oauth.clock.now(), state.oauth.leeway);
-    db(&state, move |conn| {
+    db_change(&state, move |conn| {
         Ok(clients::delete(conn, &id, now, leeway)?)
     })
     .await?;
@@ -324,7 +337,7 @@ pub async fn disable_client(
 ) -> Result<HttpResponse, AdminError> {
     admin(&req, &state).await?;
     let (id, now, leeway) = (id.into_inner(), state.oauth.clock.now(), state.oauth.leeway);
-    let view = db(&state, move |conn| {
+    let view = db_change(&state, move |conn| {
         clients::disable(conn, &id, now, leeway)?;
         Ok(clients::show(conn, &id)?)
     })
@@ -340,7 +353,7 @@ pub async fn enable_client(
 ) -> Result<HttpResponse, AdminError> {
     admin(&req, &state).await?;
     let (id, now) = (id.into_inner(), state.oauth.clock.now());
-    let view = db(&state, move |conn| Ok(clients::enable(conn, &id, now)?)).await?;
+    let view = db_change(&state, move |conn| Ok(clients::enable(conn, &id, now)?)).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -361,7 +374,7 @@ pub async fn rotate_secret(
     let grace = rotation_grace(&body)?;
     let (id, now) = (id.into_inner(), state.oauth.clock.now());
     let client_id = id.clone();
-    let (secret, rotation) = db(&state, move |conn| {
+    let (secret, rotation) = db_change(&state, move |conn| {
         Ok(clients::rotate_secret(conn, &id, grace, now)?)
     })
     .await?;
@@ -382,7 +395,7 @@ pub async fn revoke_all(
     admin(&req, &state).await?;
     let (id, now, leeway) = (id.into_inner(), state.oauth.clock.now(), state.oauth.leeway);
     let client_id = id.clone();
-    let done = db(&state, move |conn| {
+    let done = db_change(&state, move |conn| {
         Ok(clients::revoke_all(conn, &id, now, leeway)?)
     })
     .await?;

@@ -114,43 +114,60 @@ fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
 /// A fixed hash to compare against when the client does not exist.
 const DUMMY_HASH: [u8; 32] = [0x5a; 32];
 
-/// Checks the presented secret against the client's live secrets. Returns
-/// the client on success; every failure is `invalid_client`.
-pub fn authenticate(
+/// What the database holds for a presented client id.
+pub struct StoredClient {
+    pub client: Option<clients::Client>,
+    pub secrets: Vec<clients::SecretRecord>,
+}
+
+/// Reads the client and its live secrets. The secrets query runs whether or
+/// not the client exists, so the number of round trips does not tell which
+/// ids exist.
+pub fn load(
     conn: &mut DbConnection,
+    client_id: &str,
+    now: UnixSeconds,
+) -> Result<StoredClient, StoreError> {
+    let client = clients::find_client(conn, client_id)?;
+    let secrets = clients::live_secrets(conn, client_id, now)?;
+    Ok(StoredClient { client, secrets })
+}
+
+/// Checks the presented secret against the client's secrets that are live
+/// at `now`, then the client's own rules. Every failure is `invalid_client`.
+pub fn check(
     credentials: &PresentedCredentials,
+    client: Option<&clients::Client>,
+    secrets: &[clients::SecretRecord],
     now: UnixSeconds,
     source: Option<std::net::IpAddr>,
-) -> Result<Result<clients::Client, OAuthError>, StoreError> {
+) -> Result<(), OAuthError> {
     let presented = SecretHash::of(&credentials.secret);
-    let found = clients::find_client(conn, &credentials.client_id)?;
-    // The secrets query runs whether or not the client exists, so the number
-    // of round trips does not tell which ids exist.
-    let hashes = clients::live_secret_hashes(conn, &credentials.client_id, now)?;
-    let Some(client) = found else {
+    let Some(client) = client else {
         let _ = presented.matches(&DUMMY_HASH);
-        return Ok(Err(fail(AuthFailure::UnknownClient, "unknown client")));
+        return Err(fail(AuthFailure::UnknownClient, "unknown client"));
     };
     // Compare against every live secret, without stopping at the first match.
-    let matched = hashes
+    let matched = secrets
         .iter()
-        .fold(false, |acc, stored| presented.matches(stored) | acc);
+        .filter(|(_, expires_at)| expires_at.is_none_or(|t| t > now))
+        .fold(false, |acc, (stored, _)| presented.matches(stored) | acc);
     if !matched || credentials.secret.is_empty() {
-        return Ok(Err(fail(AuthFailure::WrongSecret, "wrong client secret")));
+        return Err(fail(AuthFailure::WrongSecret, "wrong client secret"));
     }
     if client.is_disabled() {
-        return Ok(Err(fail(AuthFailure::Disabled, "client is disabled")));
+        return Err(fail(AuthFailure::Disabled, "client is disabled"));
     }
     if let Some(list) = &client.allowed_networks {
         let allowed = super::network::parse_list(list).unwrap_or_default();
         if source.is_none_or(|ip| !super::network::any_contains(&allowed, ip)) {
-            return Ok(Err(fail(
+            return Err(fail(
                 AuthFailure::Network,
                 "request from outside the client's allowed networks",
-            )));
+            ));
         }
     }
-    Ok(Ok(client))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{client_secrets, clients};
+use super::schema::{client_generation, client_secrets, clients};
 use super::{DbConnection, StoreError};
 use crate::clock::UnixSeconds;
 
@@ -117,12 +117,16 @@ pub fn list_clients(conn: &mut DbConnection) -> Result<Vec<Client>, StoreError> 
         .load(conn)?)
 }
 
-/// The hashes of the client's secrets that have not expired at `now`.
-pub fn live_secret_hashes(
+/// A secret's hash and the instant it stops working (`None`: until rotated).
+pub type SecretRecord = (Vec<u8>, Option<UnixSeconds>);
+
+/// The client's secrets that have not expired at `now`, with their expiry,
+/// so a cached copy can keep applying it.
+pub fn live_secrets(
     conn: &mut DbConnection,
     client_id: &str,
     now: UnixSeconds,
-) -> Result<Vec<Vec<u8>>, StoreError> {
+) -> Result<Vec<SecretRecord>, StoreError> {
     Ok(client_secrets::table
         .filter(client_secrets::client_id.eq(client_id))
         .filter(
@@ -130,8 +134,17 @@ pub fn live_secret_hashes(
                 .is_null()
                 .or(client_secrets::expires_at.gt(now)),
         )
-        .select(client_secrets::secret_hash)
+        .select((client_secrets::secret_hash, client_secrets::expires_at))
         .load(conn)?)
+}
+
+/// The counter that triggers bump on every change to a client or its
+/// secrets (migration `client_generation`).
+pub fn generation(conn: &mut DbConnection) -> Result<i64, StoreError> {
+    Ok(client_generation::table
+        .find(1_i64)
+        .select(client_generation::generation)
+        .first(conn)?)
 }
 
 /// Marks the client disabled (keeping the first disabling time). Returns

@@ -31,6 +31,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    client_generation (id) {
+        id -> BigInt,
+        generation -> BigInt,
+    }
+}
+
+diesel::table! {
     signing_keys (kid) {
         kid -> Text,
         alg -> Text,
@@ -106,6 +113,7 @@ diesel::joinable!(refresh_families -> clients (client_id));
 diesel::allow_tables_to_appear_in_same_query!(
     clients,
     client_secrets,
+    client_generation,
     signing_keys,
     refresh_families,
     refresh_tokens,

@@ -455,12 +455,53 @@ async fn a_revocation_or_a_refresh_race_on_one_node_holds_on_every_node() {
     }
 }
 
+/// With the client cache off, every authentication reads the database: a
+/// change holds on every node on the next request.
 #[actix_web::test]
 async fn client_changes_through_one_node_or_the_cli_hold_on_every_node_at_once() {
     let Some(backend) = Backend::postgres("cluster::client_changes") else {
         return;
     };
-    let cluster = Cluster::start(&backend, 3, &[]).await;
+    client_changes_hold_on_every_node(&backend, "0").await;
+}
+
+/// With the client cache on (the default, checking every second), a change
+/// made at one node or by the CLI holds at the other nodes within two check
+/// intervals.
+#[actix_web::test]
+async fn client_changes_hold_on_every_node_within_two_cache_checks() {
+    let Some(backend) = Backend::postgres("cluster::client_changes_cached") else {
+        return;
+    };
+    client_changes_hold_on_every_node(&backend, "1").await;
+}
+
+/// The token endpoint's status for `auth` at `node`, once it is `expected`.
+/// With the cache on, other nodes may answer from their cache until their
+/// next check: wait for the bound (two intervals, plus slack for a loaded
+/// machine), and fail if it passes. With the cache off, the first answer
+/// must be the expected one.
+async fn settled_status(
+    cluster: &Cluster,
+    node: usize,
+    auth: (&str, &str),
+    expected: u16,
+    interval: u64,
+) -> u16 {
+    let deadline =
+        std::time::Instant::now() + Duration::from_secs(2 * interval + 3 * interval.min(1));
+    loop {
+        let status = cluster.token(node, auth).await.0;
+        if status == expected || std::time::Instant::now() >= deadline {
+            return status;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn client_changes_hold_on_every_node(backend: &Backend, interval: &'static str) {
+    let cluster = Cluster::start(backend, 3, &[("TESSERA_CLIENT_CHECK_INTERVAL", interval)]).await;
+    let interval: u64 = interval.parse().expect("interval");
     let (admin_id, admin_secret) = cluster.client("tessera:admin", &[]);
     let (_, body) = cluster.token(0, (&admin_id, &admin_secret)).await;
     let admin = body["access_token"]
@@ -511,7 +552,7 @@ async fn client_changes_through_one_node_or_the_cli_hold_on_every_node_at_once()
         .to_owned();
     for node in [1, 2] {
         assert_eq!(
-            cluster.token(node, (&id, &secret)).await.0,
+            settled_status(&cluster, node, (&id, &secret), 401, interval).await,
             401,
             "node {node}: the old secret"
         );
@@ -537,7 +578,7 @@ async fn client_changes_through_one_node_or_the_cli_hold_on_every_node_at_once()
     assert_eq!(status, 200);
     for node in [1, 2] {
         assert_eq!(
-            cluster.token(node, (&id, &new_secret)).await.0,
+            settled_status(&cluster, node, (&id, &new_secret), 401, interval).await,
             401,
             "node {node}: disabled"
         );
@@ -560,7 +601,7 @@ async fn client_changes_through_one_node_or_the_cli_hold_on_every_node_at_once()
     cluster.cli(&["client", "enable", &id, "--json"]);
     for node in 0..3 {
         assert_eq!(
-            cluster.token(node, (&id, &new_secret)).await.0,
+            settled_status(&cluster, node, (&id, &new_secret), 200, interval).await,
             200,
             "node {node}: enabled by the CLI"
         );

@@ -17,6 +17,7 @@ use tessera::clients::{self, ClientSpec};
 use tessera::clock::{Clock, ManualClock};
 use tessera::config::Settings;
 use tessera::keys::maintainer::KeyMaintainer;
+use tessera::oauth::client_cache::ClientCache;
 use tessera::startup::{Application, StartupError};
 use tessera::store::Database;
 
@@ -141,6 +142,10 @@ pub struct TestApp {
     /// The node's key maintainer: tests run it by hand after moving the
     /// clock, as its background loop would within one check interval.
     pub keys: KeyMaintainer,
+    /// The node's client cache: tests that change a client behind the
+    /// server's back check it, as its background loop would within one
+    /// check interval.
+    pub clients: Arc<ClientCache>,
     // Dropped last: the server must stop before its database and files go.
     pub db: TestDatabase,
     pub dir: tempfile::TempDir,
@@ -192,6 +197,7 @@ struct Launched {
     metrics_port: Option<u16>,
     handle: ServerHandle,
     keys: KeyMaintainer,
+    clients: Arc<ClientCache>,
 }
 
 async fn launch(settings: &Settings, clock: Arc<ManualClock>) -> Result<Launched, StartupError> {
@@ -204,6 +210,7 @@ async fn launch(settings: &Settings, clock: Arc<ManualClock>) -> Result<Launched
         metrics_port: app.metrics_port(),
         handle: app.handle(),
         keys: app.key_maintainer(),
+        clients: app.client_cache(),
     };
     actix_web::rt::spawn(app.run_until_stopped());
     Ok(launched)
@@ -222,6 +229,7 @@ async fn start(
         metrics_port,
         handle,
         keys,
+        clients,
     } = launch(&settings, clock.clone()).await?;
     Ok(TestApp {
         base,
@@ -236,6 +244,7 @@ async fn start(
         clock,
         handle,
         keys,
+        clients,
         db,
         dir,
     })
@@ -300,6 +309,7 @@ impl TestApp {
         self.metrics_port = launched.metrics_port;
         self.handle = launched.handle;
         self.keys = launched.keys;
+        self.clients = launched.clients;
         Ok(())
     }
 
@@ -314,6 +324,15 @@ impl TestApp {
             keys: launched.keys,
             handle: launched.handle,
         }
+    }
+
+    /// Runs the client cache's check now, as its loop would within one
+    /// interval: after a test changed a client directly in the database.
+    pub async fn sync_clients(&self) {
+        self.clients
+            .check(&self.database())
+            .await
+            .expect("client cache check");
     }
 
     /// Opens the application's database directly, as the CLI does.
@@ -345,6 +364,7 @@ impl TestApp {
         })
         .await
         .expect("blocking task");
+        self.sync_clients().await;
     }
 
     pub async fn revoke_all(&self, id: &str) {
@@ -357,6 +377,7 @@ impl TestApp {
         })
         .await
         .expect("blocking task");
+        self.sync_clients().await;
     }
 
     pub async fn delete_client(&self, id: &str) {
@@ -368,6 +389,7 @@ impl TestApp {
         })
         .await
         .expect("blocking task");
+        self.sync_clients().await;
     }
 
     /// POSTs a form to the token endpoint, with Basic credentials if given.

@@ -7,6 +7,7 @@ mod helpers;
 mod admin;
 mod audit;
 mod cli;
+mod client_cache;
 mod cluster;
 mod discovery;
 mod inspect;

@@ -20,7 +20,7 @@ async fn token_status(app: &TestApp, id: &str, secret: &str) -> u16 {
 async fn rotate(app: &TestApp, id: &str, grace: i64) -> String {
     let db = app.database();
     let (id, now) = (id.to_owned(), app.clock_now());
-    actix_web::rt::task::spawn_blocking(move || {
+    let secret = actix_web::rt::task::spawn_blocking(move || {
         let mut conn = db.conn().expect("connection");
         tessera::clients::rotate_secret(&mut conn, &id, grace, now)
             .expect("rotate")
@@ -29,7 +29,9 @@ async fn rotate(app: &TestApp, id: &str, grace: i64) -> String {
             .to_owned()
     })
     .await
-    .expect("task")
+    .expect("task");
+    app.sync_clients().await;
+    secret
 }
 
 both_backends! {
