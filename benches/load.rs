@@ -19,26 +19,18 @@
 //!
 //! It prints one line per scenario and a Markdown table at the end.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use tessera::crypto::signing::{self, PreparedKey, SigningAlgorithm};
 
-fn setting(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-fn number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+#[path = "support/server.rs"]
+mod support;
+use support::{Server, number, setting};
 
 // ---------------------------------------------------------------- ceiling
 
@@ -104,130 +96,17 @@ fn ceiling(alg: SigningAlgorithm, run: Duration) -> (f64, f64) {
     (encodes, verifies)
 }
 
-// ----------------------------------------------------------------- server
-
-struct Server {
-    child: Child,
-    base: String,
-    dir: tempfile::TempDir,
-    database_url: String,
-}
-
-impl Server {
-    fn start(database_url: String, cpu: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new("taskset")
-            .args(["-c", cpu, env!("CARGO_BIN_EXE_tessera"), "serve"])
-            .current_dir(dir.path())
-            .env("TESSERA_BIND", "127.0.0.1:0")
-            .env("TESSERA_DATABASE_URL", &database_url)
-            .env("TESSERA_WORKERS", "1")
-            .env("TESSERA_DB_POOL_SIZE", setting("LOAD_POOL_SIZE", "8"))
-            .env(
-                "RUST_LOG",
-                format!("{},tessera::cli=info", setting("LOAD_RUST_LOG", "warn")),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tessera under taskset");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let port = loop {
-            let line = lines.next().expect("the server starts").expect("UTF-8");
-            if let Some(rest) = line.split("listening on port ").nth(1) {
-                break rest.split(',').next().expect("port").trim().to_owned();
-            }
-        };
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-        Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            dir,
-            database_url,
-        }
-    }
-
-    fn cli(&self, args: &[&str]) -> Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("TESSERA_DATABASE_URL", &self.database_url)
-            .output()
-            .expect("tessera CLI");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("JSON")
-    }
-
-    /// A client's `Authorization` header value.
-    fn client(&self, extra: &[&str]) -> String {
-        let mut args = vec![
-            "client",
-            "create",
-            "--name",
-            "load",
-            "--scope",
-            "read",
-            "--audience",
-            "https://api.example.com",
-            "--access-token-ttl",
-            "3600",
-            "--json",
-        ];
-        args.extend_from_slice(extra);
-        let c = self.cli(&args);
-        let pair = format!(
-            "{}:{}",
-            c["client_id"].as_str().expect("id"),
-            c["client_secret"].as_str().expect("secret")
-        );
-        format!("Basic {}", STANDARD.encode(pair))
-    }
-
-    fn post(&self, path: &str, auth: &str, body: &str) -> Value {
-        let out = Command::new("curl")
-            .args([
-                "-sS",
-                "-X",
-                "POST",
-                "-H",
-                &format!("Authorization: {auth}"),
-                "-H",
-                "Content-Type: application/x-www-form-urlencoded",
-                "--data",
-                body,
-            ])
-            .arg(format!("{}{path}", self.base))
-            .output()
-            .expect("curl");
-        serde_json::from_slice(&out.stdout).expect("JSON answer")
-    }
-
-    /// Resident memory now and at its peak, in MiB.
-    fn memory(&self) -> (f64, f64) {
-        // The child is taskset, which exec()s the server: same pid.
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-                .map_or(0.0, |kib| kib / 1024.0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The server's settings for load runs: one worker, the pool size and log
+/// level asked for.
+fn load_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("TESSERA_WORKERS", "1".to_owned()),
+        ("TESSERA_DB_POOL_SIZE", setting("LOAD_POOL_SIZE", "8")),
+        (
+            "RUST_LOG",
+            format!("{},tessera::cli=info", setting("LOAD_RUST_LOG", "warn")),
+        ),
+    ]
 }
 
 // -------------------------------------------------------------------- wrk
@@ -415,7 +294,7 @@ fn main() {
     };
 
     let db_dir = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(sqlite(db_dir.path()), &server_cpu);
+    let server = Server::start(sqlite(db_dir.path()), &server_cpu, &load_env());
     let token_url = format!("{}/oauth2/token", server.base);
     if wanted("jwks") {
         let o = wrk(
@@ -510,7 +389,7 @@ fn main() {
             None => admin_url.clone(),
         };
         {
-            let server = Server::start(url, &server_cpu);
+            let server = Server::start(url, &server_cpu, &load_env());
             let auth = server.client(&[]);
             let o = wrk(
                 &format!("{}/oauth2/token", server.base),
