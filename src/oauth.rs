@@ -163,7 +163,7 @@ pub async fn authenticate_client(
     let id = client_id.clone();
     let stored = state
         .db
-        .run(move |conn| client_auth::load(conn, &id, now))
+        .read(move |conn| client_auth::load(conn, &id, now))
         .await
         .map_err(OAuthError::from)?;
     match client_auth::check(

@@ -57,7 +57,7 @@ pub async fn authorize(
     let (jti, client_id) = (claims.jti.clone(), claims.client_id.clone());
     let standing = state
         .db
-        .run(move |conn| revocation::access_token_standing(conn, &jti, &client_id))
+        .read(move |conn| revocation::access_token_standing(conn, &jti, &client_id))
         .await
         .map_err(|e| AdminAuthError::Unavailable(e.to_string()))?;
     if !standing.in_force(claims.iat) {

@@ -62,7 +62,7 @@ pub async fn introspect(
         let hash = SecretHash::of(&token);
         let found = state
             .db
-            .run(move |conn| {
+            .read(move |conn| {
                 let Some((row, family)) = refresh_store::find(conn, hash.as_bytes())? else {
                     return Ok(None);
                 };
@@ -108,7 +108,7 @@ pub async fn introspect(
     let (jti, client_id) = (claims.jti.clone(), claims.client_id.clone());
     let standing = state
         .db
-        .run(move |conn| revocation::access_token_standing(conn, &jti, &client_id))
+        .read(move |conn| revocation::access_token_standing(conn, &jti, &client_id))
         .await?;
     if !standing.in_force(claims.iat) {
         return Ok(Introspection::inactive());

@@ -68,7 +68,7 @@ pub async fn grant(
     let lookup = hash.clone();
     let found = state
         .db
-        .run(move |conn| store::find(conn, lookup.as_bytes()))
+        .read(move |conn| store::find(conn, lookup.as_bytes()))
         .await?;
     let Some((_, family)) = found else {
         return Err(OAuthError::InvalidGrant(INVALID));

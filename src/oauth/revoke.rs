@@ -28,7 +28,7 @@ pub async fn revoke(
         let hash = SecretHash::of(&token);
         let Some((_, family)) = state
             .db
-            .run(move |conn| refresh_store::find(conn, hash.as_bytes()))
+            .read(move |conn| refresh_store::find(conn, hash.as_bytes()))
             .await?
         else {
             return Ok(None);
@@ -184,7 +184,7 @@ pub async fn feed(
     let leeway = state.leeway;
     let mut rows = state
         .db
-        .run(move |conn| revocation::feed(conn, after, limit + 1, now, leeway))
+        .read(move |conn| revocation::feed(conn, after, limit + 1, now, leeway))
         .await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(0));

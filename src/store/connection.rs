@@ -129,7 +129,40 @@ pub struct Database {
     handles: Arc<()>,
     /// A server's SQLite writes go through one connection (see `writer`).
     pub(crate) writer: Option<Writer>,
+    /// A server's SQLite reads run on the calling thread (see `read`).
+    inline: Option<Arc<InlineConnections>>,
     writer_thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+/// SQLite connections for reads on the async workers. At most a few: one
+/// per worker thread that reads at the same instant.
+struct InlineConnections {
+    manager: Manager,
+    idle: std::sync::Mutex<Vec<DbConnection>>,
+}
+
+impl InlineConnections {
+    const KEEP: usize = 4;
+
+    /// The read's result, or `None` when it should go to the blocking pool
+    /// instead: no connection could be opened, or the read failed.
+    fn try_read<T>(&self, f: &impl Fn(&mut DbConnection) -> Result<T, StoreError>) -> Option<T> {
+        use r2d2::ManageConnection;
+        let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let mut conn = match reused {
+            Some(conn) => conn,
+            None => self.manager.connect().ok()?,
+        };
+        let result = f(&mut conn);
+        if !conn.is_broken() {
+            if let Ok(mut idle) = self.idle.lock() {
+                if idle.len() < Self::KEEP {
+                    idle.push(conn);
+                }
+            }
+        }
+        result.ok()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -180,6 +213,13 @@ impl Database {
             let (writer, thread) = Writer::start(db.manager.clone())?;
             db.writer = Some(writer);
             db.writer_thread = Arc::new(std::sync::Mutex::new(Some(thread)));
+            db.inline = Some(Arc::new(InlineConnections {
+                manager: Manager {
+                    busy_timeout: Duration::ZERO,
+                    ..db.manager.clone()
+                },
+                idle: std::sync::Mutex::new(Vec::new()),
+            }));
         }
         Ok(db)
     }
@@ -234,6 +274,7 @@ impl Database {
             handles: Arc::default(),
             manager,
             writer: None,
+            inline: None,
             writer_thread: Arc::default(),
         })
     }
@@ -312,6 +353,27 @@ impl Database {
         result
     }
 
+    /// Runs a read. On a server's SQLite database it runs right here, on a
+    /// connection kept for the purpose: a read in WAL mode takes
+    /// microseconds and never waits for the writer, which is less than the
+    /// hop to the blocking pool costs. Those connections do not wait on a
+    /// lock at all (busy timeout 0): a read that meets one (a checkpoint,
+    /// another process's exclusive lock), or fails in any way, runs again
+    /// on the blocking pool with the configured timeout, so an async worker
+    /// never sleeps. Elsewhere it is [`Database::run`].
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: Fn(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        if let Some(inline) = &self.inline {
+            if let Some(result) = inline.try_read(&f) {
+                return Ok(result);
+            }
+        }
+        self.run(f).await
+    }
+
     /// Runs a write. On a server's SQLite database it joins the next group
     /// commit on the writer thread; otherwise it is [`Database::run`]. The
     /// answer comes only after the commit either way.
@@ -388,5 +450,49 @@ mod tests {
         assert!(Backend::from_url("mysql://h/db").is_err());
         assert!(Backend::from_url("sqlite://:memory:").is_err());
         Ok(())
+    }
+
+    /// A server's SQLite read runs on the calling thread; when it fails
+    /// there (a lock met with no busy timeout, say), it runs again on the
+    /// blocking pool instead of failing the request.
+    #[actix_web::test]
+    async fn sqlite_reads_run_inline_and_fall_back_to_the_pool() {
+        use std::sync::Mutex;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("r.db").display());
+        let db = Database::open_for_server(&url, 2, Duration::from_secs(5)).expect("open");
+        db.migrate().expect("migrate");
+        let here = std::thread::current().id();
+
+        let threads = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&threads);
+        let n = db
+            .read(move |conn| {
+                seen.lock().expect("lock").push(std::thread::current().id());
+                super::super::clients::generation(conn)
+            })
+            .await
+            .expect("read");
+        assert_eq!(n, 0);
+        assert_eq!(*threads.lock().expect("lock"), vec![here], "inline, once");
+
+        let threads = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&threads);
+        let n = db
+            .read(move |conn| {
+                let mut seen = seen.lock().expect("lock");
+                seen.push(std::thread::current().id());
+                if seen.len() == 1 {
+                    return Err(StoreError::Unavailable("database is locked".into()));
+                }
+                super::super::clients::generation(conn)
+            })
+            .await
+            .expect("the second attempt succeeds");
+        assert_eq!(n, 0);
+        let threads = threads.lock().expect("lock");
+        assert_eq!(threads.len(), 2, "tried twice");
+        assert_eq!(threads[0], here, "first inline");
+        assert_ne!(threads[1], here, "then on the blocking pool");
     }
 }
