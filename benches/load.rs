@@ -8,6 +8,8 @@
 //! - `LOAD_DURATION` seconds per scenario (default 10);
 //! - `LOAD_CONNECTIONS` keep-alive connections (default 64);
 //! - `LOAD_SCENARIOS` a comma-separated subset of the scenario names;
+//! - `LOAD_CLIENTS` clients for the many-clients scenario (default
+//!   100,000), each request from one picked at random;
 //! - `LOAD_REVOCATIONS` entries in the revocation list for the
 //!   introspection scenario (default 1,000,000);
 //! - `LOAD_DATABASE_URL` (or `TEST_DATABASE_URL`) a PostgreSQL server URL
@@ -230,6 +232,69 @@ fn fill_revocations(server: &Server, entries: u64) {
         .expect("fill the revocation list");
 }
 
+/// `entries` clients `load-N` with secret `tsec_load_N`, stored directly
+/// (the CLI would take minutes for 100,000), as the CLI stores them.
+fn fill_clients(server: &Server, entries: u64) {
+    let db = tessera::store::Database::open(&server.database_url, 1, Duration::from_secs(30))
+        .expect("database");
+    let mut conn = db.conn().expect("connection");
+    let postgres = server.database_url.starts_with("postgres");
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let ids: Vec<u64> = (0..entries).collect();
+    for chunk in ids.chunks(500) {
+        let clients = chunk
+            .iter()
+            .map(|i| {
+                format!(
+                    "('load-{i}', 'load', 'read', 'https://api.example.com', 3600, FALSE, FALSE, 1900000000, 1900000000)"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let secrets = chunk
+            .iter()
+            .map(|i| {
+                let hash = hex(
+                    tessera::token::secret::SecretHash::of(&format!("tsec_load_{i}")).as_bytes(),
+                );
+                let literal = if postgres {
+                    format!("'\\x{hash}'::bytea")
+                } else {
+                    format!("X'{hash}'")
+                };
+                format!("('secret-{i}', 'load-{i}', {literal}, 1900000000)")
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        for sql in [
+            format!(
+                "INSERT INTO clients (id, name, scopes, audiences, access_token_ttl, refresh_tokens, \
+                 can_introspect, created_at, updated_at) VALUES {clients}"
+            ),
+            format!(
+                "INSERT INTO client_secrets (id, client_id, secret_hash, created_at) VALUES {secrets}"
+            ),
+        ] {
+            diesel::RunQueryDsl::execute(diesel::sql_query(sql), &mut *conn)
+                .expect("fill the clients");
+        }
+    }
+}
+
+/// Client credentials for a client picked at random among `entries`, sent
+/// in the body (`client_secret_post`), so each request can name another.
+fn many_clients_script(entries: u64) -> String {
+    format!(
+        "wrk.method = \"POST\"\n\
+         wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n\
+         request = function()\n\
+           local i = math.random(0, {last})\n\
+           return wrk.format(nil, \"/oauth2/token\", nil, \"grant_type=client_credentials&client_id=load-\" .. i .. \"&client_secret=tsec_load_\" .. i)\n\
+         end\n",
+        last = entries.saturating_sub(1)
+    )
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--ceiling") {
         let run = Duration::from_secs(3);
@@ -313,6 +378,22 @@ fn main() {
         );
         record(
             "client_credentials",
+            &server,
+            o,
+            Some(("ES256 encode", encode)),
+        );
+    }
+    if wanted("client_credentials_many_clients") {
+        let entries = number("LOAD_CLIENTS", 100_000);
+        let t = Instant::now();
+        fill_clients(&server, entries);
+        println!(
+            "  ({entries} clients stored in {:.1} s)",
+            t.elapsed().as_secs_f64()
+        );
+        let o = wrk(&token_url, &many_clients_script(entries), scratch.path());
+        record(
+            "client_credentials_many_clients",
             &server,
             o,
             Some(("ES256 encode", encode)),
