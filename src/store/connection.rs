@@ -385,10 +385,7 @@ impl Database {
         let Some(writer) = self.writer.clone() else {
             return self.run(f).await;
         };
-        let result = actix_web::rt::task::spawn_blocking(move || writer.write(f))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))
-            .and_then(|r| r);
+        let result = writer.write(f).await;
         self.count(&result);
         result
     }

@@ -13,6 +13,8 @@ use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
 
+use tokio::sync::oneshot;
+
 use diesel::Connection;
 use diesel::r2d2::ManageConnection;
 
@@ -26,7 +28,7 @@ type Answer = Result<Box<dyn Any + Send>, StoreError>;
 
 pub(crate) struct Job {
     work: Box<dyn FnOnce(&mut DbConnection) -> Answer + Send>,
-    reply: mpsc::Sender<Answer>,
+    reply: oneshot::Sender<Answer>,
 }
 
 /// Queues writes for the writer thread. Cheap to clone; the thread stops
@@ -52,25 +54,52 @@ impl Writer {
         Ok((Self { jobs }, thread))
     }
 
-    /// Runs `f` in the next group commit and waits for that commit. Blocks:
-    /// call it from a blocking thread.
-    pub(crate) fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// Runs `f` in the next group commit and waits for that commit. The
+    /// caller's task waits without holding a thread: the writer thread
+    /// answers it directly.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
-        let stopped = || StoreError::Unavailable("the database writer has stopped".into());
-        let (reply, answer) = mpsc::channel();
+        let answer = self.queue(f)?;
+        Self::unpack(answer.await.map_err(|_| stopped())?)
+    }
+
+    /// [`Writer::write`] for a thread that may block.
+    #[cfg(test)]
+    pub(crate) fn write_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let answer = self.queue(f)?;
+        Self::unpack(answer.blocking_recv().map_err(|_| stopped())?)
+    }
+
+    fn queue<T, F>(&self, f: F) -> Result<oneshot::Receiver<Answer>, StoreError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
         let work = Box::new(move |conn: &mut DbConnection| -> Answer {
             f(conn).map(|value| Box::new(value) as Box<dyn Any + Send>)
         });
         self.jobs.send(Job { work, reply }).map_err(|_| stopped())?;
-        let value = answer.recv().map_err(|_| stopped())??;
-        value
+        Ok(answer)
+    }
+
+    fn unpack<T: 'static>(answer: Answer) -> Result<T, StoreError> {
+        answer?
             .downcast::<T>()
             .map(|v| *v)
             .map_err(|_| StoreError::Task("a write answered with the wrong type".into()))
     }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("the database writer has stopped".into())
 }
 
 fn serve(manager: Manager, mut conn: DbConnection, queue: &mpsc::Receiver<Job>) {
@@ -91,7 +120,7 @@ fn serve(manager: Manager, mut conn: DbConnection, queue: &mpsc::Receiver<Job>) 
 /// Runs one batch and answers every job. Returns a new connection if the
 /// old one can no longer be trusted (a write panicked mid-transaction).
 fn run_batch(manager: &Manager, conn: &mut DbConnection, batch: Vec<Job>) -> Option<DbConnection> {
-    let mut done: Vec<(mpsc::Sender<Answer>, Answer)> = Vec::with_capacity(batch.len());
+    let mut done: Vec<(oneshot::Sender<Answer>, Answer)> = Vec::with_capacity(batch.len());
     let mut panicked = false;
     let outcome = conn.transaction::<(), StoreError, _>(|conn| {
         // Take the write lock before anything is read: a transaction that
@@ -194,7 +223,7 @@ mod tests {
                 } else {
                     format!("t{i}")
                 };
-                std::thread::spawn(move || writer.write(insert(&jti)))
+                std::thread::spawn(move || writer.write_blocking(insert(&jti)))
             })
             .collect();
         let results: Vec<_> = threads
@@ -208,10 +237,10 @@ mod tests {
 
         // A panicking write fails (with whatever shared its batch), and the
         // writer keeps serving.
-        let boom = writer.write(|_conn| -> Result<(), StoreError> { panic!("boom") });
+        let boom = writer.write_blocking(|_conn| -> Result<(), StoreError> { panic!("boom") });
         assert!(matches!(boom, Err(StoreError::Task(_))), "{boom:?}");
         writer
-            .write(insert("after"))
+            .write_blocking(insert("after"))
             .expect("the writer still writes");
         assert_eq!(count(&db), 40);
     }

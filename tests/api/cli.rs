@@ -244,6 +244,9 @@ both_backends! {
         assert_eq!(done["client_id"], client.id.as_str());
         assert_eq!(done["refresh_families_revoked"], 1);
         assert!(done["tokens_valid_after"].is_i64());
+        // The server learns of a change made elsewhere at its next client
+        // cache check; run it now.
+        app.sync_clients().await;
 
         assert_eq!(app.introspect(&client, at).await, serde_json::json!({"active": false}));
         assert_eq!(app.introspect(&client, rt).await, serde_json::json!({"active": false}));

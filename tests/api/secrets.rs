@@ -87,6 +87,7 @@ both_backends! {
         assert!(secret.starts_with("tsec_"));
         // The CLI ran on the wall clock; let the server's clock catch up.
         app.catch_up_with_wall_clock(1);
+        app.sync_clients().await;
         assert_eq!(token_status(&app, &client.id, &client.secret).await, 401);
         assert_eq!(token_status(&app, &client.id, secret).await, 200);
 
