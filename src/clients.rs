@@ -104,11 +104,14 @@ fn check_scope(scope: &str) -> Result<String, ClientError> {
 /// Validated, without repeats, space-joined as stored.
 fn check_audiences(audiences: &[String]) -> Result<String, ClientError> {
     let mut kept: Vec<&str> = Vec::new();
-    for aud in audiences {
+    // Errors name the value by its place, never repeat it: the admin API
+    // answers with them, and a secret pasted into the wrong field must not
+    // come back.
+    for (i, aud) in audiences.iter().enumerate() {
         if !is_valid_uri(aud) {
             return Err(invalid(
                 "--audience",
-                format!("{aud:?} is not an absolute URI without a fragment"),
+                format!("value {} is not an absolute URI without a fragment", i + 1),
             ));
         }
         if !kept.contains(&aud.as_str()) {
@@ -122,12 +125,13 @@ fn check_audiences(audiences: &[String]) -> Result<String, ClientError> {
 /// list (no restriction).
 fn check_networks(networks: &[String]) -> Result<Option<String>, ClientError> {
     let mut kept: Vec<String> = Vec::new();
-    for n in networks {
+    for (i, n) in networks.iter().enumerate() {
         let cidr = crate::oauth::network::Cidr::parse(n).ok_or_else(|| {
             invalid(
                 "--allow-network",
                 format!(
-                    "{n:?} is not an IP address or CIDR block (e.g. 10.0.0.0/8, 2001:db8::/32)"
+                    "value {} is not an IP address or CIDR block (e.g. 10.0.0.0/8, 2001:db8::/32)",
+                    i + 1
                 ),
             )
         })?;

@@ -308,15 +308,34 @@ pub fn loggable_client_id(id: &str) -> String {
     if plausible {
         id.to_owned()
     } else {
-        let digest = crate::crypto::digest::sha256(id.as_bytes());
-        format!(
-            "<not an id; sha256 {}>",
-            digest[..6]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        )
+        format!("<not an id; sha256 {}>", short_digest(id))
     }
+}
+
+/// A request path as it may appear in a log: each segment that
+/// [`loggable_client_id`] would not show as it is (a secret or token pasted
+/// into a URL: an admin path's client id, an unknown path) is replaced by a
+/// hash prefix, without spaces so the line keeps its shape.
+pub fn loggable_path(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            if segment.is_empty() || loggable_client_id(segment) == segment {
+                segment.to_owned()
+            } else {
+                format!("<sha256:{}>", short_digest(segment))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The first six bytes of the SHA-256 of `text`, in hex: enough to tell
+/// two values apart in a log, nothing to recover either from.
+fn short_digest(text: &str) -> String {
+    crate::crypto::digest::sha256(text.as_bytes())[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// `POST /oauth2/token`: authenticate the client, then run its grant.
@@ -398,5 +417,32 @@ async fn run_grant(
             )
             .await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn a_path_is_logged_as_it_is_unless_a_segment_looks_like_a_secret() {
+        for path in [
+            "/oauth2/token",
+            "/.well-known/oauth-authorization-server",
+            "/admin/clients/billing-2/rotate-secret",
+            "/",
+        ] {
+            assert_eq!(loggable_path(path), path);
+        }
+        let logged = loggable_path("/admin/clients/tsec_c2VjcmV0/disable");
+        assert!(logged.starts_with("/admin/clients/<sha256:"), "{logged}");
+        assert!(logged.ends_with(">/disable"), "{logged}");
+        assert!(
+            !logged.contains("tsec_") && !logged.contains(' '),
+            "{logged}"
+        );
+        let jwt = format!("/{}", "eyJhbGciOiJFUzI1NiJ9".repeat(8));
+        assert!(loggable_path(&jwt).starts_with("/<sha256:"));
+        assert!(loggable_path("/trt_abc").starts_with("/<sha256:"));
     }
 }

@@ -40,12 +40,18 @@ impl From<StoreError> for AdminError {
     }
 }
 
+/// Error descriptions never repeat what the caller sent: the id in the
+/// path, a JSON value or member name, a query parameter. A secret pasted
+/// into the wrong place would come back in the answer, and from there into
+/// the caller's logs (the caller knows what it sent).
 impl From<ClientError> for AdminError {
     fn from(e: ClientError) -> Self {
         match e {
             ClientError::Invalid { .. } => Self::BadRequest(e.to_string()),
-            ClientError::NotFound(_) => Self::NotFound(e.to_string()),
-            ClientError::AlreadyExists(_) => Self::Conflict(e.to_string()),
+            ClientError::NotFound(_) => Self::NotFound("no client with this id".into()),
+            ClientError::AlreadyExists(_) => {
+                Self::Conflict("a client with this id already exists".into())
+            }
             ClientError::Store(e) => e.into(),
             ClientError::Crypto(e) => Self::Internal(e.to_string()),
         }
@@ -132,7 +138,7 @@ async fn admin(req: &HttpRequest, state: &HttpState) -> Result<(), AdminError> {
     log::info!(
         "admin: {} {} by client {:?}",
         req.method(),
-        req.path(),
+        crate::oauth::loggable_path(req.path()),
         claims.client_id
     );
     req.extensions_mut().insert(crate::oauth::Attribution {
@@ -148,14 +154,38 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdminErro
     if body.len() > 64 * 1024 {
         return Err(AdminError::BadRequest("the body is too large".into()));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| AdminError::BadRequest(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body).map_err(|e| json_error(&e))
+}
+
+/// What is wrong with a JSON body and where, in none of its words: serde's
+/// own message quotes the offending value or member name. A missing member
+/// is named (the name is the server's).
+fn json_error(e: &serde_json::Error) -> AdminError {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Data if e.to_string().starts_with("missing field") => {
+            return AdminError::BadRequest(format!("invalid JSON body: {e}"));
+        }
+        Category::Data => "an unknown member or a value of the wrong type",
+        Category::Syntax => "not JSON",
+        Category::Eof => "the JSON ends too soon",
+        Category::Io => "unreadable",
+    };
+    AdminError::BadRequest(format!(
+        "invalid JSON body: {what} at line {} column {}",
+        e.line(),
+        e.column()
+    ))
 }
 
 fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, AdminError> {
     web::Query::<T>::from_query(req.query_string())
         .map(web::Query::into_inner)
-        .map_err(|e| AdminError::BadRequest(format!("invalid query: {e}")))
+        .map_err(|_| {
+            AdminError::BadRequest(
+                "invalid query: an unknown parameter or a value of the wrong type".into(),
+            )
+        })
 }
 
 async fn db<T, F>(state: &HttpState, f: F) -> Result<T, AdminError>
@@ -266,7 +296,7 @@ pub fn rotation_grace(body: &[u8]) -> Result<i64, AdminError> {
         return Ok(clients::DEFAULT_SECRET_GRACE);
     }
     Ok(serde_json::from_slice::<RotateBody>(body)
-        .map_err(|e| AdminError::BadRequest(format!("invalid JSON body: {e}")))?
+        .map_err(|e| json_error(&e))?
         .grace_seconds
         .unwrap_or(clients::DEFAULT_SECRET_GRACE))
 }

@@ -3,7 +3,8 @@
 //! Handlers say whom a request concerned ([`attribute`]); the line is
 //! written when the response is ready, so it carries the status and the
 //! latency too. It never carries the query string, a header or a body: those
-//! are where credentials travel.
+//! are where credentials travel. A path segment that is no plausible id (a
+//! secret pasted into a URL) is shown as a hash prefix.
 
 use std::time::Instant;
 
@@ -13,7 +14,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use super::HttpState;
-use crate::oauth::{Attribution, loggable_client_id};
+use crate::oauth::{Attribution, loggable_client_id, loggable_path};
 
 /// Records the client (and token) a request concerned, for its log line.
 pub fn attribute(req: &HttpRequest, client_id: &str, jti: Option<String>) {
@@ -31,7 +32,7 @@ pub async fn observe<B: MessageBody + 'static>(
 ) -> Result<ServiceResponse<B>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().clone();
-    let path = req.path().to_owned();
+    let path = loggable_path(req.path());
     // The route pattern, never the path: a bounded label, even for a
     // request that ends in a panic.
     let endpoint = req
