@@ -796,6 +796,8 @@ impl Server {
             leeway: LEEWAY,
             limiter: Arc::new(FailureLimiter::new(10, 60)),
             metrics: Arc::clone(&self.metrics),
+            // Grants are called with the client in hand: no authentication.
+            clients: Arc::new(tessera::oauth::client_cache::ClientCache::new(None)),
         }
     }
 }
