@@ -32,7 +32,9 @@ pub async fn observe<B: MessageBody + 'static>(
 ) -> Result<ServiceResponse<B>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().clone();
-    let path = loggable_path(req.path());
+    // The line's parts are gathered only when it will be written.
+    let logging = log::log_enabled!(log::Level::Info);
+    let path = logging.then(|| loggable_path(req.path()));
     // The route pattern, never the path: a bounded label, even for a
     // request that ends in a panic.
     let endpoint = req
@@ -47,13 +49,16 @@ pub async fn observe<B: MessageBody + 'static>(
     let (status, attribution) = match &result {
         Ok(res) => (
             res.status(),
-            res.request().extensions().get::<Attribution>().cloned(),
+            logging
+                .then(|| res.request().extensions().get::<Attribution>().cloned())
+                .flatten(),
         ),
         Err(e) => (e.as_response_error().status_code(), None),
     };
     let attribution = attribution.unwrap_or_default();
     log::info!(
-        "{method} {path} {} {:.3}ms client_id={} jti={}",
+        "{method} {} {} {:.3}ms client_id={} jti={}",
+        path.as_deref().unwrap_or_default(),
         status.as_u16(),
         elapsed.as_secs_f64() * 1000.0,
         attribution
