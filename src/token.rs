@@ -2,5 +2,7 @@
 //! RFC 9068 JWT access tokens.
 
 pub mod access;
+#[cfg(feature = "server")]
+pub mod ids;
 pub mod secret;
 pub mod verify;

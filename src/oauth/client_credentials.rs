@@ -49,7 +49,8 @@ pub fn mint_access_token(
         exp: iat + ttl,
         iat,
         nbf: iat,
-        jti: uuid::Uuid::new_v4().to_string(),
+        jti: crate::token::ids::time_ordered(now)
+            .map_err(|e| OAuthError::Internal(e.to_string()))?,
         client_id: client.id.clone(),
         scope: scope.to_string(),
     };
@@ -118,7 +119,8 @@ async fn start_family(
     let family_expires = now + state.refresh.family_ttl_for(client);
     let token_expires = (now + state.refresh.token_ttl_for(client)).min(family_expires);
     let hash = plain.hash();
-    let family_id = uuid::Uuid::new_v4().to_string();
+    let family_id =
+        crate::token::ids::time_ordered(now).map_err(|e| OAuthError::Internal(e.to_string()))?;
     let client_id = client.id.clone();
     let scope = scope.to_string();
     let audience = audiences.join(" ");
