@@ -134,16 +134,15 @@ pub struct Database {
     writer_thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
-/// SQLite connections for reads on the async workers. At most a few: one
-/// per worker thread that reads at the same instant.
+/// SQLite connections for reads on the async workers: `keep` of them stay
+/// open, one per worker thread that reads at the same instant.
 struct InlineConnections {
     manager: Manager,
     idle: std::sync::Mutex<Vec<DbConnection>>,
+    keep: usize,
 }
 
 impl InlineConnections {
-    const KEEP: usize = 4;
-
     /// The read's result, or `None` when it should go to the blocking pool
     /// instead: no connection could be opened, or the read failed.
     fn try_read<T>(&self, f: &impl Fn(&mut DbConnection) -> Result<T, StoreError>) -> Option<T> {
@@ -156,7 +155,7 @@ impl InlineConnections {
         let result = f(&mut conn);
         if !conn.is_broken() {
             if let Ok(mut idle) = self.idle.lock() {
-                if idle.len() < Self::KEEP {
+                if idle.len() < self.keep {
                     idle.push(conn);
                 }
             }
@@ -219,6 +218,9 @@ impl Database {
                     ..db.manager.clone()
                 },
                 idle: std::sync::Mutex::new(Vec::new()),
+                // One per worker thread that may read at the same instant
+                // (actix starts one worker per core by default).
+                keep: std::thread::available_parallelism().map_or(4, |n| n.get().clamp(1, 16)),
             }));
         }
         Ok(db)
