@@ -112,22 +112,9 @@ impl Drop for TestDatabase {
     }
 }
 
-/// `postgres://user@host:port/db?x` with `db` replaced.
-pub fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let authority_end = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
-    let mut out = format!("{}/{name}", &base[..authority_end]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
+#[path = "../shared/database_url.rs"]
+mod database_url;
+pub use database_url::with_database;
 
 pub struct TestApp {
     pub base: String,
