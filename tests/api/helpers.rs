@@ -103,18 +103,14 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Some((admin_url, name)) = &self.postgres {
-            if let Ok(mut admin) = PgConnection::establish(admin_url) {
-                let _ =
-                    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .execute(&mut admin);
-            }
+            postgres::drop_database(admin_url, name);
         }
     }
 }
 
-#[path = "../shared/database_url.rs"]
-mod database_url;
-pub use database_url::with_database;
+#[path = "../shared/postgres.rs"]
+mod postgres;
+pub use postgres::with_database;
 
 pub struct TestApp {
     pub base: String,

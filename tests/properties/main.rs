@@ -95,20 +95,14 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some((admin_url, name)) = &self.postgres {
-            if let Ok(mut admin) = PgConnection::establish(admin_url) {
-                // Best effort: a leftover database is harmless, a panic in
-                // drop would hide the test's own failure.
-                let _ =
-                    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .execute(&mut admin);
-            }
+            postgres::drop_database(admin_url, name);
         }
     }
 }
 
-#[path = "../shared/database_url.rs"]
-mod database_url;
-use database_url::with_database;
+#[path = "../shared/postgres.rs"]
+mod postgres;
+use postgres::with_database;
 
 /// Runs `test` on `cases` generated inputs (or `PROPTEST_CASES`), shrinking
 /// a failure to a minimal input and panicking with it. No regression file

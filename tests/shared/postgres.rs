@@ -1,5 +1,7 @@
 //! Shared by the test binaries (`#[path]`-included): each creates its own
-//! PostgreSQL database on the server `TEST_DATABASE_URL` names.
+//! PostgreSQL database on the server `TEST_DATABASE_URL` names, and drops it.
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
 
 /// `postgres://user@host:port/db?x` with `db` replaced.
 pub fn with_database(url: &str, name: &str) -> String {
@@ -16,4 +18,13 @@ pub fn with_database(url: &str, name: &str) -> String {
         out.push_str(q);
     }
     out
+}
+
+/// Drops a test's database, best effort: a leftover database is harmless,
+/// and a panic in `Drop` would hide the test's own failure.
+pub fn drop_database(admin_url: &str, name: &str) {
+    if let Ok(mut admin) = PgConnection::establish(admin_url) {
+        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .execute(&mut admin);
+    }
 }
