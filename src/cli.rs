@@ -493,7 +493,12 @@ fn client(settings: &Settings, cmd: ClientCommand) -> ExitCode {
                 }
             }
             ClientCommand::Disable(args) => {
-                let done = clients::disable(&mut conn, &args.id, now, settings.clock_leeway)?;
+                let done = clients::disable(
+                    &mut conn,
+                    &args.id,
+                    now,
+                    clients::CutoffTiming::from_settings(settings),
+                )?;
                 if args.output.json {
                     print_json(&serde_json::json!({
                         "client_id": args.id,
@@ -506,7 +511,12 @@ fn client(settings: &Settings, cmd: ClientCommand) -> ExitCode {
                 }
             }
             ClientCommand::RevokeAll(args) => {
-                let done = clients::revoke_all(&mut conn, &args.id, now, settings.clock_leeway)?;
+                let done = clients::revoke_all(
+                    &mut conn,
+                    &args.id,
+                    now,
+                    clients::CutoffTiming::from_settings(settings),
+                )?;
                 if args.output.json {
                     print_json(&serde_json::json!({
                         "client_id": args.id,
@@ -550,7 +560,12 @@ fn client(settings: &Settings, cmd: ClientCommand) -> ExitCode {
                 }
             }
             ClientCommand::Delete(args) => {
-                clients::delete(&mut conn, &args.id, now, settings.clock_leeway)?;
+                clients::delete(
+                    &mut conn,
+                    &args.id,
+                    now,
+                    clients::CutoffTiming::from_settings(settings),
+                )?;
                 if args.output.json {
                     print_json(&serde_json::json!({ "client_id": args.id, "deleted": true }));
                 } else {

@@ -371,20 +371,56 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<ClientView>, ClientError> {
         .collect())
 }
 
+/// Where a client-wide cut-off is placed, and for how long the feed lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CutoffTiming {
+    /// Clock skew validators tolerate: the feed lists a cut-off until the last
+    /// token it covers has expired, plus this.
+    pub leeway: i64,
+    /// How long a server may go on authenticating the client from its cache
+    /// after a change (twice `client_check_interval`, see `client_cache`). The
+    /// cut-off is placed this far ahead, so that a token a stale node mints
+    /// with a secret just replaced, or for a client just disabled, is covered
+    /// too.
+    pub propagation: i64,
+}
+
+impl CutoffTiming {
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        let interval = i64::try_from(settings.client_check_interval).unwrap_or(i64::MAX / 4);
+        CutoffTiming {
+            leeway: settings.clock_leeway,
+            // One more second: a token minted in the last second of the bound
+            // carries that second as `iat`.
+            propagation: if interval > 0 { 2 * interval + 1 } else { 0 },
+        }
+    }
+
+    fn cutoff(&self, now: UnixSeconds) -> UnixSeconds {
+        now + self.propagation
+    }
+
+    fn relevant_until(&self, now: UnixSeconds) -> UnixSeconds {
+        cutoff_relevant_until(self.cutoff(now), self.leeway)
+    }
+}
+
 /// Revokes everything the client holds: its refresh families, and, through
 /// a cut-off that introspection and the revocation feed both apply, every
-/// access token issued to it until now.
+/// access token issued to it until now, or until every server has seen the
+/// change (`timing.propagation`).
 pub fn revoke_all(
     conn: &mut DbConnection,
     id: &str,
     now: UnixSeconds,
-    leeway: i64,
+    timing: CutoffTiming,
 ) -> Result<RevokeAll, ClientError> {
     revocation::revoke_all(
         conn,
         id,
         now,
-        cutoff_relevant_until(now, leeway),
+        timing.cutoff(now),
+        timing.relevant_until(now),
         "revoke_all",
     )?
     .ok_or_else(|| ClientError::NotFound(id.to_owned()))
@@ -396,10 +432,16 @@ pub fn disable(
     conn: &mut DbConnection,
     id: &str,
     now: UnixSeconds,
-    leeway: i64,
+    timing: CutoffTiming,
 ) -> Result<RevokeAll, ClientError> {
-    revocation::disable_client(conn, id, now, cutoff_relevant_until(now, leeway))?
-        .ok_or_else(|| ClientError::NotFound(id.to_owned()))
+    revocation::disable_client(
+        conn,
+        id,
+        now,
+        timing.cutoff(now),
+        timing.relevant_until(now),
+    )?
+    .ok_or_else(|| ClientError::NotFound(id.to_owned()))
 }
 
 /// Deletes the client, its secrets and refresh families. Its access tokens
@@ -408,9 +450,15 @@ pub fn delete(
     conn: &mut DbConnection,
     id: &str,
     now: UnixSeconds,
-    leeway: i64,
+    timing: CutoffTiming,
 ) -> Result<(), ClientError> {
-    if revocation::delete_client(conn, id, now, cutoff_relevant_until(now, leeway))? {
+    if revocation::delete_client(
+        conn,
+        id,
+        now,
+        timing.cutoff(now),
+        timing.relevant_until(now),
+    )? {
         Ok(())
     } else {
         Err(ClientError::NotFound(id.to_owned()))

@@ -64,6 +64,8 @@ pub struct OAuthState {
     pub refresh: RefreshPolicy,
     /// Clock skew tolerated on `nbf` and `iat`.
     pub leeway: i64,
+    /// Where client-wide cut-offs made through this server are placed.
+    pub cutoff: crate::clients::CutoffTiming,
     /// Brute-force limits on client authentication.
     pub limiter: Arc<limiter::FailureLimiter>,
     pub metrics: Arc<crate::metrics::Metrics>,

@@ -238,6 +238,7 @@ impl Application {
                     grace: settings.refresh_grace,
                 },
                 leeway: settings.clock_leeway,
+                cutoff: crate::clients::CutoffTiming::from_settings(&settings),
                 limiter: Arc::new(crate::oauth::limiter::FailureLimiter::new(
                     settings.auth_failure_burst,
                     settings.auth_failure_refill,

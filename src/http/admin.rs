@@ -351,9 +351,9 @@ pub async fn delete_client(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     admin(&req, &state).await?;
-    let (id, now, leeway) = (id.into_inner(), state.oauth.clock.now(), state.oauth.leeway);
+    let (id, now, cutoff) = (id.into_inner(), state.oauth.clock.now(), state.oauth.cutoff);
     db_change(&state, move |conn| {
-        Ok(clients::delete(conn, &id, now, leeway)?)
+        Ok(clients::delete(conn, &id, now, cutoff)?)
     })
     .await?;
     state.oauth.metrics.revocation("client_cutoff");
@@ -366,9 +366,9 @@ pub async fn disable_client(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     admin(&req, &state).await?;
-    let (id, now, leeway) = (id.into_inner(), state.oauth.clock.now(), state.oauth.leeway);
+    let (id, now, cutoff) = (id.into_inner(), state.oauth.clock.now(), state.oauth.cutoff);
     let view = db_change(&state, move |conn| {
-        clients::disable(conn, &id, now, leeway)?;
+        clients::disable(conn, &id, now, cutoff)?;
         Ok(clients::show(conn, &id)?)
     })
     .await?;
@@ -423,10 +423,10 @@ pub async fn revoke_all(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     admin(&req, &state).await?;
-    let (id, now, leeway) = (id.into_inner(), state.oauth.clock.now(), state.oauth.leeway);
+    let (id, now, cutoff) = (id.into_inner(), state.oauth.clock.now(), state.oauth.cutoff);
     let client_id = id.clone();
     let done = db_change(&state, move |conn| {
-        Ok(clients::revoke_all(conn, &id, now, leeway)?)
+        Ok(clients::revoke_all(conn, &id, now, cutoff)?)
     })
     .await?;
     state.oauth.metrics.revocation("client_cutoff");

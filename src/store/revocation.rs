@@ -78,13 +78,15 @@ pub struct RevokeAll {
 }
 
 /// Revokes every refresh family of the client and records a cut-off: all
-/// its access tokens issued at or before `now` are revoked, without listing
-/// each. The cut-off entry stays in the feed until `relevant_until`.
+/// its access tokens issued at or before `cutoff` (`now`, or a little later
+/// to cover servers that have not seen the change yet) are revoked, without
+/// listing each. The cut-off entry stays in the feed until `relevant_until`.
 /// Returns `None` when there is no such client.
 pub fn revoke_all(
     conn: &mut DbConnection,
     client_id: &str,
     now: UnixSeconds,
+    cutoff: UnixSeconds,
     relevant_until: UnixSeconds,
     kind: &str,
 ) -> Result<Option<RevokeAll>, StoreError> {
@@ -119,26 +121,28 @@ pub fn revoke_all(
             clients::table.find(client_id).filter(
                 clients::tokens_valid_after
                     .is_null()
-                    .or(clients::tokens_valid_after.lt(now)),
+                    .or(clients::tokens_valid_after.lt(cutoff)),
             ),
         )
-        .set(clients::tokens_valid_after.eq(now))
+        .set(clients::tokens_valid_after.eq(cutoff))
         .execute(conn)?;
         let tokens_valid_after = clients::table
             .find(client_id)
             .select(clients::tokens_valid_after)
             .first::<Option<i64>>(conn)?
-            .unwrap_or(now);
+            .unwrap_or(cutoff);
         lock_feed(conn)?;
         // The cut-off covers every access token issued until now; listing
         // the families' tokens as well covers one a refresh racing this
         // transaction stamped with a later second.
         super::refresh::list_access_tokens(conn, &family_ids, client_id, now)?;
+        // A client entry's `revoked_at` is its cut-off: feed followers and
+        // `listed_cutoff` read it so.
         diesel::insert_into(revoked_tokens::table)
             .values((
                 revoked_tokens::client_id.eq(client_id),
                 revoked_tokens::expires_at.eq(relevant_until),
-                revoked_tokens::revoked_at.eq(now),
+                revoked_tokens::revoked_at.eq(tokens_valid_after),
             ))
             .execute(conn)?;
         audit(
@@ -161,11 +165,19 @@ pub fn disable_client(
     conn: &mut DbConnection,
     client_id: &str,
     now: UnixSeconds,
+    cutoff: UnixSeconds,
     relevant_until: UnixSeconds,
 ) -> Result<Option<RevokeAll>, StoreError> {
     // Same lock order as `revoke_all`: families, then the client row.
     conn.transaction(|conn| {
-        let Some(done) = revoke_all(conn, client_id, now, relevant_until, "client_disabled")?
+        let Some(done) = revoke_all(
+            conn,
+            client_id,
+            now,
+            cutoff,
+            relevant_until,
+            "client_disabled",
+        )?
         else {
             return Ok(None);
         };
@@ -180,10 +192,20 @@ pub fn delete_client(
     conn: &mut DbConnection,
     client_id: &str,
     now: UnixSeconds,
+    cutoff: UnixSeconds,
     relevant_until: UnixSeconds,
 ) -> Result<bool, StoreError> {
     conn.transaction(|conn| {
-        if revoke_all(conn, client_id, now, relevant_until, "client_deleted")?.is_none() {
+        if revoke_all(
+            conn,
+            client_id,
+            now,
+            cutoff,
+            relevant_until,
+            "client_deleted",
+        )?
+        .is_none()
+        {
             return Ok(false);
         }
         super::clients::delete_client(conn, client_id)

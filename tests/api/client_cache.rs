@@ -10,7 +10,9 @@ use serde_json::json;
 use tessera::store::clients as client_store;
 
 use crate::both_backends;
-use crate::helpers::{TestApp, TestClient, basic_header, spawn_app, spawn_app_with, spec};
+use crate::helpers::{
+    IMMEDIATE_CUTOFF, TestApp, TestClient, basic_header, spawn_app, spawn_app_with, spec,
+};
 
 const API: &str = "https://api.example.com";
 
@@ -77,11 +79,11 @@ both_backends! {
         };
         tessera::clients::rotate_secret(&mut conn, &id, 60, now).expect("rotate");
         changed("rotate-secret", &mut conn, &mut seen);
-        tessera::clients::disable(&mut conn, &id, now, 60).expect("disable");
+        tessera::clients::disable(&mut conn, &id, now, IMMEDIATE_CUTOFF).expect("disable");
         changed("disable", &mut conn, &mut seen);
         tessera::clients::enable(&mut conn, &id, now).expect("enable");
         changed("enable", &mut conn, &mut seen);
-        tessera::clients::revoke_all(&mut conn, &id, now + 1, 60).expect("revoke-all");
+        tessera::clients::revoke_all(&mut conn, &id, now + 1, IMMEDIATE_CUTOFF).expect("revoke-all");
         changed("revoke-all", &mut conn, &mut seen);
         let update = tessera::http::admin::client_update(
             json!({"scope": "read write"}).to_string().as_bytes(),
@@ -103,7 +105,7 @@ both_backends! {
             "last_token_at is bookkeeping"
         );
 
-        tessera::clients::delete(&mut conn, &id, now, 60).expect("delete");
+        tessera::clients::delete(&mut conn, &id, now, IMMEDIATE_CUTOFF).expect("delete");
         changed("delete", &mut conn, &mut seen);
     }
 }
@@ -139,7 +141,7 @@ both_backends! {
         let (hits, misses) = lookups(&app).await;
         assert_eq!((hits, misses), (0, 3));
         let db = app.database();
-        tessera::clients::disable(&mut db.conn().expect("connection"), &client.id, app.clock_now(), 60)
+        tessera::clients::disable(&mut db.conn().expect("connection"), &client.id, app.clock_now(), IMMEDIATE_CUTOFF)
             .expect("disable");
         assert_eq!(status(&app, &client, &client.secret).await, 401, "no check needed");
     }
@@ -195,7 +197,7 @@ both_backends! {
         app.sync_clients().await;
         assert_eq!(status(&app, &client, &client.secret).await, 200);
         let db = app.database();
-        tessera::clients::disable(&mut db.conn().expect("connection"), &client.id, app.clock_now(), 60)
+        tessera::clients::disable(&mut db.conn().expect("connection"), &client.id, app.clock_now(), IMMEDIATE_CUTOFF)
             .expect("disable");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
         loop {
@@ -230,5 +232,79 @@ both_backends! {
         let (hits, misses) = lookups(&app).await;
         assert_eq!(status(&app, &client, &client.secret).await, 200);
         assert_eq!(lookups(&app).await, (hits, misses + 1), "untrusted: read from the database");
+    }
+}
+
+/// The feed's cut-off for `client_id`, as an offline validator reads it.
+async fn feed_cutoff(app: &TestApp, reader: &TestClient, client_id: &str) -> Option<i64> {
+    let resp = app
+        .http
+        .get(app.url("/oauth2/revocations?limit=1000"))
+        .header("authorization", basic_header(&reader.id, &reader.secret))
+        .send()
+        .await
+        .expect("feed");
+    assert_eq!(resp.status(), 200);
+    let feed: serde_json::Value = resp.json().await.expect("feed JSON");
+    feed["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["type"] == "client" && e["client_id"] == client_id)
+        .filter_map(|e| e["tokens_valid_after"].as_i64())
+        .max()
+}
+
+both_backends! {
+    /// A change made elsewhere (the CLI, another node) reaches a node's cache
+    /// only at its next check, so until then that node may still mint
+    /// tokens for a client just disabled (or with a secret just replaced).
+    /// The cut-off is placed past that window, so those tokens are revoked
+    /// too, for introspection and for offline validators following the feed,
+    /// even once the client is enabled again. With the cut-off at the moment
+    /// of the change, the token minted five seconds later would be live.
+    async fn tokens_a_stale_node_mints_after_a_cut_off_elsewhere_are_covered(backend) {
+        // No background check during the test: the node stays stale until
+        // the test syncs it.
+        let app = spawn_app_with(&backend, |s| s.client_check_interval = 3600).await;
+        let settings = tessera::config::Settings {
+            client_check_interval: 3600,
+            ..Default::default()
+        };
+        let timing = tessera::clients::CutoffTiming::from_settings(&settings);
+        assert_eq!(timing.propagation, 2 * 3600 + 1);
+
+        let mut rs = spec("", &[]);
+        rs.can_introspect = true;
+        let rs = app.create_client(rs).await;
+        let client = app.create_client(spec("read", &[API])).await;
+        app.sync_clients().await;
+        assert_eq!(status(&app, &client, &client.secret).await, 200, "cached now");
+
+        let db = app.database();
+        let disabled_at = app.clock_now();
+        tessera::clients::disable(&mut db.conn().expect("connection"), &client.id, disabled_at, timing)
+            .expect("disable elsewhere");
+        app.clock.advance(5);
+        let stale = app.access_token(&client).await;
+        let iat = crate::helpers::claims_of(&stale)["iat"].as_i64().expect("iat");
+        assert!(iat > disabled_at, "minted after the change, by a node that has not seen it");
+
+        tessera::clients::enable(&mut db.conn().expect("connection"), &client.id, app.clock_now())
+            .expect("enable");
+        app.sync_clients().await;
+        assert_eq!(
+            app.introspect(&rs, &stale).await,
+            json!({"active": false}),
+            "the stale node's token is cut off, not only refused while disabled"
+        );
+        let cutoff = feed_cutoff(&app, &rs, &client.id).await.expect("a cut-off in the feed");
+        assert!(iat <= cutoff, "an offline validator drops it too: iat {iat}, cut-off {cutoff}");
+        assert_eq!(cutoff, disabled_at + timing.propagation);
+
+        // Past the window, the client's tokens are good again.
+        app.clock.advance(timing.propagation);
+        let fresh = app.access_token(&client).await;
+        assert_eq!(app.introspect(&rs, &fresh).await["active"], true);
     }
 }

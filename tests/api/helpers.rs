@@ -49,6 +49,14 @@ macro_rules! both_backends {
     };
 }
 
+/// The cut-off timing the helpers below use: no propagation margin, because
+/// each of them drops the app's client cache at once (`sync_clients`), so no
+/// server is left authenticating from stale data.
+pub const IMMEDIATE_CUTOFF: tessera::clients::CutoffTiming = tessera::clients::CutoffTiming {
+    leeway: 60,
+    propagation: 0,
+};
+
 #[derive(Debug, Clone)]
 pub enum Backend {
     Sqlite,
@@ -343,7 +351,13 @@ impl TestApp {
         let id = id.to_owned();
         let now = self.clock.now();
         actix_web::rt::task::spawn_blocking(move || {
-            clients::disable(&mut db.conn().expect("connection"), &id, now, 60).expect("disable")
+            clients::disable(
+                &mut db.conn().expect("connection"),
+                &id,
+                now,
+                IMMEDIATE_CUTOFF,
+            )
+            .expect("disable")
         })
         .await
         .expect("blocking task");
@@ -355,8 +369,13 @@ impl TestApp {
         let id = id.to_owned();
         let now = self.clock.now();
         actix_web::rt::task::spawn_blocking(move || {
-            clients::revoke_all(&mut db.conn().expect("connection"), &id, now, 60)
-                .expect("revoke-all")
+            clients::revoke_all(
+                &mut db.conn().expect("connection"),
+                &id,
+                now,
+                IMMEDIATE_CUTOFF,
+            )
+            .expect("revoke-all")
         })
         .await
         .expect("blocking task");
@@ -368,7 +387,13 @@ impl TestApp {
         let id = id.to_owned();
         let now = self.clock.now();
         actix_web::rt::task::spawn_blocking(move || {
-            clients::delete(&mut db.conn().expect("connection"), &id, now, 60).expect("delete")
+            clients::delete(
+                &mut db.conn().expect("connection"),
+                &id,
+                now,
+                IMMEDIATE_CUTOFF,
+            )
+            .expect("delete")
         })
         .await
         .expect("blocking task");

@@ -56,6 +56,13 @@ const T0: UnixSeconds = 1_800_000_000;
 /// leeway the configuration allows): a token of a revoked family that
 /// expired less than this before the revocation must still be listed.
 const MAX_LEEWAY: i64 = 300;
+/// Client-wide cut-offs at the second they are made: the model has one
+/// server and no client cache to wait for.
+const CUTOFF: tessera::clients::CutoffTiming = tessera::clients::CutoffTiming {
+    leeway: LEEWAY,
+    propagation: 0,
+};
+
 /// The server's configured clock leeway.
 const LEEWAY: i64 = 60;
 const ALLOWED_SCOPE: &str = "read write";
@@ -424,7 +431,7 @@ impl World<'_> {
             }
             Op::RevokeAll => {
                 let mut conn = self.db().conn().map_err(|e| fail("connection", e))?;
-                let done = clients::revoke_all(&mut conn, &self.client_id, now, LEEWAY)
+                let done = clients::revoke_all(&mut conn, &self.client_id, now, CUTOFF)
                     .map_err(|e| fail("revoke-all", e))?;
                 let live = self
                     .families
@@ -794,6 +801,7 @@ impl Server {
                 grace: policy.grace,
             },
             leeway: LEEWAY,
+            cutoff: CUTOFF,
             limiter: Arc::new(FailureLimiter::new(10, 60)),
             metrics: Arc::clone(&self.metrics),
             // Grants are called with the client in hand: no authentication.
