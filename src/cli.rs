@@ -800,9 +800,19 @@ fn inspect_token(settings: &Settings, args: InspectArgs) -> ExitCode {
     }
 }
 
+/// Prints `value` as the one JSON document on stdout. The command's work is
+/// done by now; if its answer cannot be written (a closed pipe, say), exit 1
+/// rather than panic, so a script sees the failure.
 fn print_json<T: serde::Serialize>(value: &T) {
-    match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
-        Err(e) => eprintln!("tessera: cannot encode JSON: {e}"),
+    use std::io::Write;
+    let written = serde_json::to_string_pretty(value)
+        .map_err(|e| format!("cannot encode JSON: {e}"))
+        .and_then(|text| {
+            writeln!(std::io::stdout().lock(), "{text}")
+                .map_err(|e| format!("cannot write to stdout: {e}"))
+        });
+    if let Err(e) = written {
+        eprintln!("tessera: {e}");
+        std::process::exit(1);
     }
 }

@@ -245,9 +245,25 @@ impl Settings {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::File {
-            path: path.to_path_buf(),
-            message: e.message().to_owned(),
+        toml::from_str(&text).map_err(|e| {
+            // The message alone ("invalid type: string, expected u64") does
+            // not say which setting; the span does, and the key is the text
+            // before `=` on its line. Not `e.to_string()`: it quotes the
+            // line, value included, and the file may hold the KEK.
+            let setting = e
+                .span()
+                .and_then(|span| text.get(..span.start))
+                .and_then(|before| before.rsplit('\n').next())
+                .and_then(|line| line.split_once('='))
+                .map(|(key, _)| key.trim())
+                .filter(|key| !key.is_empty());
+            ConfigError::File {
+                path: path.to_path_buf(),
+                message: match setting {
+                    Some(key) => format!("setting `{key}`: {}", e.message()),
+                    None => e.message().to_owned(),
+                },
+            }
         })
     }
 
@@ -641,6 +657,24 @@ mod tests {
         assert_eq!(s.database_url, "postgres://x@localhost/db");
         assert_eq!(s.access_token_ttl, 60);
         Ok(())
+    }
+
+    #[test]
+    fn a_wrongly_typed_setting_in_the_file_is_named() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("tessera.toml");
+        for (text, name) in [
+            (
+                "bind = \"127.0.0.1:9\"\naccess_token_ttl = \"five\"\n",
+                "access_token_ttl",
+            ),
+            ("jwks_max_age = -3\n", "jwks_max_age"),
+            ("no_such_setting = 1\n", "no_such_setting"),
+        ] {
+            std::fs::write(&path, text).expect("write");
+            let e = Settings::from_file(&path).expect_err(text).to_string();
+            assert!(e.contains(name), "{e:?} does not name {name}");
+        }
     }
 
     #[test]

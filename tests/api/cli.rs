@@ -95,7 +95,17 @@ both_backends! {
         .expect("task")
         .expect("curl is installed");
         let body = json_stdout(&out);
-        app.verify_offline(body["access_token"].as_str().expect("token"), API).await.expect("verifies");
+        assert_eq!(body["expires_in"], 300, "the default access-token lifetime");
+        let token = body["access_token"].as_str().expect("token");
+        app.verify_offline(token, API).await.expect("verifies");
+        // The README's whole path: that same token validated by another
+        // stack, PyJWT, against the published JWKS (typ, iss, aud checked).
+        if let Some(out) =
+            crate::interop::pyjwt_validate(token, &app.url("/.well-known/jwks.json"), &app.issuer, API).await
+        {
+            assert!(out.status.success(), "PyJWT refused: {}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), created["client_id"]);
+        }
     }
 }
 
@@ -282,4 +292,90 @@ both_backends! {
         let missing = tessera(&app, &["client", "enable", "nope"]);
         assert_eq!(missing.status.code(), Some(1));
     }
+}
+
+/// The first run, as the README describes it: `tessera` with no subcommand
+/// and no configuration serves, on an empty SQLite database under `data/`
+/// and a new key-encryption key under `keys/`, with the issuer derived from
+/// the address it listens on, and says how to create the first client.
+#[test]
+fn a_bare_first_run_serves_with_the_defaults_and_says_how_to_begin() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .current_dir(dir.path())
+        // Only the port changes: the default 8080 may be taken here.
+        .env("TESSERA_BIND", "127.0.0.1:0")
+        .env_remove("TESSERA_CONFIG")
+        .env_remove("TESSERA_DATABASE_URL")
+        .env_remove("TESSERA_KEYS_DIR")
+        .env_remove("TESSERA_ISSUER")
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start tessera");
+    // Lines arrive through a channel, so a server that never prints the
+    // hint fails the test instead of hanging it.
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (mut port, mut hint) = (None, false);
+    while !hint {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(line) = received.recv_timeout(left) else {
+            break;
+        };
+        if let Some(rest) = line.split("listening on port ").nth(1) {
+            port = rest
+                .split([' ', ','])
+                .next()
+                .and_then(|p| p.parse::<u16>().ok());
+        }
+        hint = line.contains("no clients yet; create one with: tessera client create");
+    }
+    let issuer = port.map(|port| format!("http://127.0.0.1:{port}"));
+    let metadata = issuer.as_ref().map(|issuer| {
+        Command::new("curl")
+            .args([
+                "-sS",
+                "--fail",
+                &format!("{issuer}/.well-known/oauth-authorization-server"),
+            ])
+            .output()
+            .expect("curl is installed")
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let (issuer, metadata) = issuer
+        .zip(metadata)
+        .expect("the server says where it listens");
+    assert!(hint, "no hint to create the first client");
+    let metadata: Value = serde_json::from_slice(&metadata.stdout).expect("metadata JSON");
+    assert_eq!(metadata["issuer"], issuer.as_str());
+    let db = dir.path().join("data/tessera.db");
+    assert!(db.is_file(), "the default database");
+    // WAL is a property of the file, so it shows from outside the server.
+    #[derive(diesel::QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        journal_mode: String,
+    }
+    use diesel::{Connection, RunQueryDsl};
+    let mut conn = diesel::SqliteConnection::establish(&db.to_string_lossy()).expect("open it");
+    let mode: Mode = diesel::sql_query("PRAGMA journal_mode")
+        .get_result(&mut conn)
+        .expect("journal mode");
+    assert_eq!(mode.journal_mode, "wal");
+    let keys = std::fs::metadata(dir.path().join("keys")).expect("the default keys folder");
+    assert_eq!(keys.permissions().mode() & 0o777, 0o700);
 }
