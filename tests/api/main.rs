@@ -9,6 +9,7 @@ mod audit;
 mod cli;
 mod client_cache;
 mod cluster;
+mod cors;
 mod crash;
 mod discovery;
 mod inspect;

@@ -378,3 +378,53 @@ async fn sqlite_locked_by_another_process_answers_503_changes_nothing_and_recove
     let issued = client_credentials(&app, &client).await;
     assert_eq!(issued.status, 200);
 }
+
+/// Introspection during an outage (checklist G4): a resource server asking
+/// about a live token and about a revoked one gets 503
+/// `temporarily_unavailable` for both, never an `active` answer it could
+/// cache, neither a guess of `true` for the revoked token nor a `false` for
+/// the live one; once the database is back, both answers are right again.
+#[actix_web::test]
+async fn postgres_cut_introspection_answers_503_and_never_guesses() {
+    let Some(backend) = Backend::postgres("outage::postgres_cut_introspection") else {
+        return;
+    };
+    let Backend::Postgres { admin_url } = &backend else {
+        return;
+    };
+    let (_, upstream) = through(admin_url, 0);
+    let relay = Relay::start(upstream);
+    let port = relay.port;
+    let app = spawn_app_with(&backend, move |s| {
+        s.database_url = through(&s.database_url, port).0;
+        s.db_timeout = 1;
+    })
+    .await;
+    let mut rs = spec("", &[]);
+    rs.can_introspect = true;
+    let rs = app.create_client(rs).await;
+    let client = app.create_client(spec("read", &[API])).await;
+    let live = app.access_token(&client).await;
+    let revoked = app.access_token(&client).await;
+    assert_eq!(app.revoke(&client, &revoked).await.status(), 200);
+    // Both callers are in the client cache now: authentication alone would
+    // not notice the outage.
+    assert_eq!(app.introspect(&rs, &live).await["active"], true);
+    assert_eq!(app.introspect(&rs, &revoked).await["active"], false);
+
+    relay.cut();
+    for (token, what) in [(&live, "live"), (&revoked, "revoked")] {
+        let answer = form(&app, &rs, "/oauth2/introspect", &[("token", token)]).await;
+        assert_eq!(answer.status, 503, "{what}: {}", answer.body);
+        assert_eq!(answer.body["error"], "temporarily_unavailable", "{what}");
+        assert!(
+            answer.body.get("active").is_none(),
+            "{what}: {}",
+            answer.body
+        );
+    }
+    relay.restore();
+    wait_until_ready(&app).await;
+    assert_eq!(app.introspect(&rs, &live).await["active"], true);
+    assert_eq!(app.introspect(&rs, &revoked).await["active"], false);
+}
