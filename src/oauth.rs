@@ -74,6 +74,26 @@ pub struct OAuthState {
 }
 
 impl OAuthState {
+    /// The union of the enabled clients' scopes, sorted: the metadata's
+    /// `scopes_supported`.
+    pub async fn supported_scopes(&self) -> Result<Vec<String>, crate::store::StoreError> {
+        let lists = self
+            .db
+            .run(crate::store::clients::enabled_scope_lists)
+            .await?;
+        let mut all = std::collections::BTreeSet::new();
+        for list in lists {
+            all.extend(
+                scope::Scope::parse(&list)
+                    .unwrap_or_default()
+                    .tokens()
+                    .iter()
+                    .cloned(),
+            );
+        }
+        Ok(all.into_iter().collect())
+    }
+
     /// Verifies a token this server issued, with the keys it publishes now.
     /// The server is the issuer, so `exp` gets `expiry_leeway` (0, or the
     /// clock leeway where a lenient validator's view matters); a token

@@ -10,8 +10,6 @@ use serde_json::json;
 use super::{INTROSPECT_PATH, JWKS_PATH, REVOCATIONS_PATH, REVOKE_PATH, TOKEN_PATH};
 use crate::clock::UnixSeconds;
 use crate::oauth::OAuthState;
-use crate::oauth::scope::Scope;
-use crate::store::clients;
 
 pub const SCOPES_REFRESH: i64 = 30;
 
@@ -61,22 +59,7 @@ impl Discovery {
                 return scopes.clone();
             }
         }
-        let fresh = oauth
-            .db
-            .run(clients::enabled_scope_lists)
-            .await
-            .map(|lists| {
-                let mut all: Vec<String> = Vec::new();
-                for list in lists {
-                    for token in Scope::parse(&list).unwrap_or_default().tokens() {
-                        if !all.contains(token) {
-                            all.push(token.clone());
-                        }
-                    }
-                }
-                all.sort();
-                all
-            });
+        let fresh = oauth.supported_scopes().await;
         let scopes = match fresh {
             Ok(scopes) => scopes,
             Err(e) => {
