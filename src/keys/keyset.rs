@@ -59,8 +59,9 @@ impl ActiveKey {
 #[derive(Debug)]
 pub struct KeySet {
     pub active: ActiveKey,
-    /// The JWKS document, serialised once.
-    pub jwks_json: Vec<u8>,
+    /// The JWKS document, serialised once; reference-counted so a response
+    /// shares it instead of copying it.
+    pub jwks_json: actix_web::web::Bytes,
     /// Strong ETag of `jwks_json`, quoted.
     pub etag: String,
     /// JWS algorithms of every published key, for the metadata document.
@@ -184,10 +185,12 @@ impl KeyRing {
         let jwks = Jwks {
             keys: published.iter().map(|k| k.jwk.clone()).collect(),
         };
-        let jwks_json = serde_json::to_vec(&jwks).map_err(|e| KeyError::SigningKey {
-            kid: active.jwk.kid.clone(),
-            message: e.to_string(),
-        })?;
+        let jwks_json = serde_json::to_vec(&jwks)
+            .map(actix_web::web::Bytes::from)
+            .map_err(|e| KeyError::SigningKey {
+                kid: active.jwk.kid.clone(),
+                message: e.to_string(),
+            })?;
         let etag = format!(
             "\"{}\"",
             digest::sha256(&jwks_json)[..12]
