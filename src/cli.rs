@@ -618,14 +618,17 @@ fn keys(settings: &Settings, cmd: KeysCommand) -> ExitCode {
                 } else {
                     for row in &rows {
                         let t = |v: Option<i64>| v.map_or("-".to_owned(), |v| v.to_string());
+                        // `created` comes last so that scripts cutting the
+                        // earlier fields by position keep working.
                         println!(
-                            "{}\t{}\t{}\tactivates {}\tretires {}\tremoved {}",
+                            "{}\t{}\t{}\tactivates {}\tretires {}\tremoved {}\tcreated {}",
                             row.kid,
                             row.alg,
                             keyset::key_state(row, now),
                             row.activates_at,
                             t(row.retires_at),
-                            t(row.removes_at)
+                            t(row.removes_at),
+                            row.created_at
                         );
                     }
                 }

@@ -113,6 +113,12 @@ pub struct KeySummary {
     pub activates_at: i64,
     pub retires_at: Option<i64>,
     pub removes_at: Option<i64>,
+    /// `created`, `activates` and `retires` repeat `created_at`,
+    /// `activates_at` and `retires_at` under the names the key-lifecycle
+    /// specification gives them; scripts written against either keep working.
+    pub created: i64,
+    pub activates: i64,
+    pub retires: Option<i64>,
 }
 
 impl KeySummary {
@@ -126,6 +132,9 @@ impl KeySummary {
             activates_at: row.activates_at,
             retires_at: row.retires_at,
             removes_at: row.removes_at,
+            created: row.created_at,
+            activates: row.activates_at,
+            retires: row.retires_at,
         }
     }
 }

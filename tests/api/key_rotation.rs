@@ -458,3 +458,50 @@ both_backends! {
         }
     }
 }
+
+both_backends! {
+    async fn keys_list_shows_created_activates_and_retires_in_text_and_json(backend) {
+        let app = spawn_app_with(&backend, fast_rotation).await;
+        let rotated = json_of(&tessera(&app, &["keys", "rotate", "--json"]));
+        for name in ["created", "activates", "retires"] {
+            assert_eq!(rotated[name], rotated[format!("{name}_at")], "{name} in the rotate output");
+        }
+        let listed = json_of(&tessera(&app, &["keys", "list", "--json"]));
+        let listed = listed.as_array().expect("array");
+        assert_eq!(listed.len(), 2);
+        for key in listed {
+            for name in ["created", "activates", "retires", "created_at", "activates_at", "retires_at", "publishes_at", "removes_at"] {
+                assert!(key.get(name).is_some(), "{name} is a member of {key}");
+            }
+            assert_eq!(key["created"], key["created_at"]);
+            assert_eq!(key["activates"], key["activates_at"]);
+            assert_eq!(key["retires"], key["retires_at"]);
+        }
+        let old = listed.iter().find(|k| k["kid"] != rotated["kid"]).expect("the first key");
+        assert_eq!(old["retires"], rotated["activates"], "the first key retires when the next activates");
+        assert!(rotated["retires"].is_null());
+
+        let text = tessera(&app, &["keys", "list"]);
+        assert!(text.status.success());
+        let stdout = String::from_utf8(text.stdout).expect("UTF-8");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 2, "{stdout}");
+        let shown = |v: &Value| v.as_i64().map_or("-".to_owned(), |t| t.to_string());
+        for (line, key) in lines.iter().zip(listed) {
+            let fields: Vec<&str> = line.split('\t').collect();
+            assert_eq!(
+                fields,
+                vec![
+                    key["kid"].as_str().expect("kid").to_owned(),
+                    key["alg"].as_str().expect("alg").to_owned(),
+                    key["state"].as_str().expect("state").to_owned(),
+                    format!("activates {}", shown(&key["activates"])),
+                    format!("retires {}", shown(&key["retires"])),
+                    format!("removed {}", shown(&key["removes_at"])),
+                    format!("created {}", shown(&key["created"])),
+                ],
+                "{line}"
+            );
+        }
+    }
+}
