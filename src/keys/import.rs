@@ -31,12 +31,76 @@ pub fn pkcs8_from_pem(text: &str) -> Result<(SigningAlgorithm, Vec<u8>), KeyErro
     let der = STANDARD
         .decode(b64)
         .map_err(|_| refuse("the PEM block is not valid base64"))?;
-    let alg = SigningAlgorithm::detect(&der).ok_or_else(|| {
-        refuse(
+    let alg = SigningAlgorithm::detect(&der).ok_or_else(|| match rsa_modulus_bits(&der) {
+        // The most likely RSA mistake is an old 1024-bit key: say so.
+        Some(bits) => KeyError::Rotation(format!(
+            "unsupported key: this RSA key has {bits} bits; RS256 needs 2048 to 4096 bits"
+        )),
+        None => refuse(
             "unsupported key: use a P-256 (ES256), Ed25519 (EdDSA) or RSA >= 2048-bit (RS256) key",
-        )
+        ),
     })?;
     Ok((alg, der))
+}
+
+/// One DER element at the start of `input`: its tag, its contents and what
+/// follows it. `None` on anything malformed or longer than the input.
+fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let (bytes, rest) = (rest.get(..count)?, rest.get(count..)?);
+        let len = bytes.iter().fold(0usize, |n, b| (n << 8) | usize::from(*b));
+        (len, rest)
+    };
+    Some((tag, rest.get(..len)?, rest.get(len..)?))
+}
+
+/// The modulus size of a PKCS#8 RSA key (OID 1.2.840.113549.1.1.1), whatever
+/// its size; `None` for any other key or an unreadable document.
+fn rsa_modulus_bits(pkcs8: &[u8]) -> Option<usize> {
+    const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+    const SEQUENCE: u8 = 0x30;
+    const INTEGER: u8 = 0x02;
+    const OCTET_STRING: u8 = 0x04;
+    const OID: u8 = 0x06;
+    let (SEQUENCE, info, _) = der_element(pkcs8)? else {
+        return None;
+    };
+    let (INTEGER, _, rest) = der_element(info)? else {
+        return None;
+    };
+    let (SEQUENCE, algorithm, rest) = der_element(rest)? else {
+        return None;
+    };
+    let (OID, oid, _) = der_element(algorithm)? else {
+        return None;
+    };
+    if oid != RSA_ENCRYPTION {
+        return None;
+    }
+    let (OCTET_STRING, private_key, _) = der_element(rest)? else {
+        return None;
+    };
+    let (SEQUENCE, rsa, _) = der_element(private_key)? else {
+        return None;
+    };
+    let (INTEGER, _, rest) = der_element(rsa)? else {
+        return None;
+    };
+    let (INTEGER, modulus, _) = der_element(rest)? else {
+        return None;
+    };
+    // A DER INTEGER may carry a leading zero octet to stay positive.
+    let first = modulus.iter().position(|b| *b != 0)?;
+    let top = modulus.get(first)?;
+    Some((modulus.len() - first - 1) * 8 + (8 - top.leading_zeros() as usize))
 }
 
 #[cfg(test)]
