@@ -92,6 +92,7 @@ routes! {
     "/admin/clients/{id}/revoke-all" => { post: admin::revoke_all }
     "/admin/keys" => { get: admin::list_keys }
     "/admin/keys/rotate" => { post: admin::rotate_keys }
+    "/admin/keys/{kid}/retire" => { post: admin::retire_key }
     "/admin/audit" => { get: admin::read_audit }
 }
 

@@ -472,6 +472,71 @@ pub async fn rotate_keys(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RetireBody {
+    now: Option<bool>,
+}
+
+/// The body of `POST /admin/keys/{kid}/retire`: none, `{}` or
+/// `{"now": true}`. `"now": false` is refused rather than ignored, since a
+/// caller who wrote it expected something other than an emergency.
+pub fn retire_body(body: &[u8]) -> Result<(), AdminError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    match json_body::<RetireBody>(body)?.now {
+        Some(false) => Err(AdminError::BadRequest(
+            "retirement here is always immediate; scheduled retirement happens through \
+             POST /admin/keys/rotate"
+                .into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Emergency retirement, as `tessera keys retire KID --now`. Unlike the CLI,
+/// it takes effect on the answering node before the response: a leaked key
+/// should not wait for the next key check here.
+pub async fn retire_key(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    kid: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AdminError> {
+    admin(&req, &state).await?;
+    retire_body(&body)?;
+    let now = state.oauth.clock.now();
+    let (kek, policy, kid) = (state.keys.kek.clone(), state.keys.policy, kid.into_inner());
+    let done = db(&state, move |conn| {
+        rotation::retire_now(conn, &kek, &policy, &kid, now).map_err(|e| match e {
+            // Its message names the kid the caller sent.
+            crate::keys::KeyError::Rotation(_) => {
+                AdminError::NotFound("no published key with this kid".into())
+            }
+            crate::keys::KeyError::Store(e) => e.into(),
+            other => AdminError::Internal(other.to_string()),
+        })
+    })
+    .await?;
+    // The retirement is committed whatever happens next, so a failed reload
+    // is reported in the answer rather than as an error: a retry would only
+    // find the key gone. The node then applies it at its next key check.
+    let reloaded = match state.keys.run_once().await {
+        Ok(_) => true,
+        Err(e) => {
+            log::error!("admin: reloading keys after a retirement: {e}");
+            false
+        }
+    };
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "kid": done.kid,
+        "retired_at": now,
+        "successor": done.successor,
+        "reloaded": reloaded,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     client: Option<String>,
     since: Option<i64>,
