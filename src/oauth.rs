@@ -407,20 +407,8 @@ async fn run_grant(
     .await?;
     attribution.client_id = Some(client.id.clone());
     let now = state.clock.now();
-    // At most one write a minute per client, to find stale credentials.
-    if client.last_token_at.is_none_or(|t| now - t >= 60) {
-        let id = client.id.clone();
-        if let Err(e) = state
-            .db
-            .write(move |conn| crate::store::clients::touch_last_token(conn, &id, now))
-            .await
-        {
-            log::warn!("cannot record last_token_at: {e}");
-        } else {
-            state.clients.note_last_token(&client.id, now);
-        }
-    }
-    match request.grant {
+    let (id, last_token_at) = (client.id.clone(), client.last_token_at);
+    let issued = match request.grant {
         request::Grant::ClientCredentials { scope, resources } => {
             client_credentials::grant(state, client, scope.as_deref(), &resources, now).await
         }
@@ -439,7 +427,23 @@ async fn run_grant(
             )
             .await
         }
+    }?;
+    // Only a token actually issued counts: a refused grant (a stolen
+    // refresh token replayed, a scope out of bounds) must not make stale
+    // credentials look in use. At most one write a minute per client.
+    if last_token_at.is_none_or(|t| now - t >= 60) {
+        let written = id.clone();
+        if let Err(e) = state
+            .db
+            .write(move |conn| crate::store::clients::touch_last_token(conn, &written, now))
+            .await
+        {
+            log::warn!("cannot record last_token_at: {e}");
+        } else {
+            state.clients.note_last_token(&id, now);
+        }
     }
+    Ok(issued)
 }
 
 #[cfg(test)]

@@ -98,6 +98,16 @@ pub fn insert_client(
                 client.scopes, client.audiences
             ),
         )?;
+        // Its own event, as for a rotation: "when did this client get each
+        // of its secrets" is answered by the secret events alone.
+        super::audit::record(
+            conn,
+            client.created_at,
+            "secret_created",
+            Some(client.id),
+            None,
+            "first secret issued",
+        )?;
         Ok(())
     })
 }
