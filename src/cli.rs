@@ -69,9 +69,9 @@ pub struct AuditArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Check a token against this issuer (signature, expiry, revocation,
-    /// audience) and say what is wrong with it, if anything. Exits 0 when
-    /// it is valid, 1 when it is not.
+    /// Check a token against this issuer (signature, issuer, expiry,
+    /// audience, revocation, its client) and name every problem found.
+    /// Exits 0 when it is valid, 1 when it is not.
     Inspect(InspectArgs),
 }
 
@@ -79,7 +79,8 @@ pub enum TokenCommand {
 pub struct InspectArgs {
     /// The access token (a JWT) or refresh token.
     pub token: String,
-    /// Also require this audience.
+    /// Require this audience: the API the token is for. Without it the
+    /// audience is not checked, and the answer says so.
     #[arg(long, value_name = "URI")]
     pub audience: Option<String>,
     #[command(flatten)]
@@ -794,6 +795,9 @@ fn inspect_token(settings: &Settings, args: InspectArgs) -> ExitCode {
             for p in &inspection.problems {
                 println!("  - {p}");
             }
+        }
+        for n in &inspection.not_checked {
+            println!("not checked: {n}");
         }
     }
     if inspection.valid {

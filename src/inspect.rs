@@ -1,7 +1,8 @@
 //! `tessera token inspect`: the "how do I test a token" answer. Decodes a
 //! token and checks it against this issuer as a resource server and the
 //! introspection endpoint would — signature, issuer, expiry, audience,
-//! revocation — and says in plain words what is wrong.
+//! revocation, the client — and names in plain words every problem it
+//! finds, and every check it could not make.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -11,6 +12,7 @@ use serde_json::Value;
 use crate::clock::UnixSeconds;
 use crate::keys::jwk::PublicJwk;
 use crate::store::{DbConnection, StoreError, clients, refresh, revocation, signing_keys};
+use crate::token::access::Audience;
 use crate::token::secret::{REFRESH_TOKEN_PREFIX, SecretHash};
 use crate::token::verify::{self, Expectations, VerificationKey, VerificationKeys, VerifyError};
 
@@ -19,12 +21,24 @@ pub struct Inspection {
     pub valid: bool,
     /// `access_token`, `refresh_token` or `unknown`.
     pub kind: &'static str,
-    /// What is wrong, in plain words; empty when valid.
+    /// Everything found wrong, in plain words; empty when valid.
     pub problems: Vec<String>,
+    /// Checks that were not made, and why, in plain words: the audience
+    /// without `--audience`, and everything past a failed verification.
+    /// A valid token with an unchecked audience may still be refused by
+    /// the API it is sent to.
+    pub not_checked: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub header: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claims: Option<Value>,
+}
+
+fn names(aud: &Audience, wanted: &str) -> bool {
+    match aud {
+        Audience::One(a) => a == wanted,
+        Audience::Many(list) => list.iter().any(|a| a == wanted),
+    }
 }
 
 fn decode_part(part: Option<&str>) -> Option<Value> {
@@ -73,6 +87,12 @@ fn explain(
 
 /// Inspects `token` as of `now` against `issuer` (and `audience`, if
 /// given), with the keys and the revocation list in the database.
+///
+/// The checks that do not depend on one another are all made, so the
+/// answer names every problem at once (expired *and* revoked *and* of a
+/// disabled client), not just the first a validator would stop at. Only a
+/// token that fails the strict verification (format, header, key,
+/// signature, claims) stops there: nothing it claims can be trusted.
 pub fn inspect(
     conn: &mut DbConnection,
     token: &str,
@@ -100,24 +120,73 @@ pub fn inspect(
             keys.insert(row.kid, VerificationKey { alg, key });
         }
     }
+    // The strict verification with the issuer and the time checks set
+    // aside (the token's own `iss`, an instant inside its validity
+    // window): they are checked below, each on its own, once the signature
+    // has shown the claims to be genuine.
+    let claim = |name: &str| claims.as_ref().and_then(|c| c.get(name));
+    let claimed_issuer = claim("iss").and_then(Value::as_str).unwrap_or(issuer);
+    let window_start = match (
+        claim("nbf").and_then(Value::as_i64),
+        claim("iat").and_then(Value::as_i64),
+    ) {
+        (Some(nbf), Some(iat)) => Some(nbf.max(iat)),
+        _ => None,
+    };
+    let inside = match (window_start, claim("exp").and_then(Value::as_i64)) {
+        (Some(start), Some(exp)) if start < exp => now.clamp(start, exp - 1),
+        _ => now,
+    };
     let expect = Expectations {
-        issuer,
-        audience,
-        now,
+        issuer: claimed_issuer,
+        audience: None,
+        now: inside,
         expiry_leeway: 0,
         not_before_leeway: leeway,
     };
     let mut problems = Vec::new();
+    let mut not_checked = Vec::new();
     match verify::verify(token, &keys, &expect) {
-        Err(e) => problems.push(explain(
-            e,
-            header.as_ref(),
-            claims.as_ref(),
-            issuer,
-            audience,
-            now,
-        )),
+        Err(e) => {
+            problems.push(explain(
+                e,
+                header.as_ref(),
+                claims.as_ref(),
+                issuer,
+                audience,
+                now,
+            ));
+            not_checked.push(
+                "issuer, expiry, audience, revocation and client: a token that fails verification \
+                 is not this issuer's, whatever its claims say"
+                    .to_owned(),
+            );
+        }
         Ok(c) => {
+            if c.iss != issuer {
+                problems.push(format!(
+                    "it was issued by {:?}, not by this issuer ({issuer})",
+                    c.iss
+                ));
+            }
+            if c.exp <= now {
+                problems.push(format!("it expired at {} ({} s ago)", c.exp, now - c.exp));
+            }
+            let horizon = now.saturating_add(leeway);
+            if c.nbf > horizon || c.iat > horizon {
+                problems.push(format!("it is not valid before {}", c.nbf.max(c.iat)));
+            }
+            match audience {
+                Some(wanted) if !names(&c.aud, wanted) => problems.push(format!(
+                    "its audience {} does not include {wanted}",
+                    claim("aud").cloned().unwrap_or(Value::Null)
+                )),
+                Some(_) => {}
+                None => not_checked.push(format!(
+                    "audience: pass --audience URI to require the API it is meant for (it names {})",
+                    claim("aud").cloned().unwrap_or(Value::Null)
+                )),
+            }
             let standing = revocation::access_token_standing(conn, &c.jti, &c.client_id)?;
             if standing.revoked {
                 problems.push(format!(
@@ -149,6 +218,7 @@ pub fn inspect(
             "unknown"
         },
         problems,
+        not_checked,
         header,
         claims,
     })
@@ -199,6 +269,7 @@ fn inspect_refresh(
         valid: problems.is_empty(),
         kind: "refresh_token",
         problems,
+        not_checked: Vec::new(),
         header: None,
         claims,
     })
