@@ -443,6 +443,21 @@ fn client(settings: &Settings, cmd: ClientCommand) -> ExitCode {
                     println!("refresh_token_ttl:  {}", ttl(view.refresh_token_ttl));
                     println!("refresh_family_ttl: {}", ttl(view.refresh_family_ttl));
                     println!("can_introspect:   {}", view.can_introspect);
+                    println!(
+                        "allowed_networks: {}",
+                        if view.allowed_networks.is_empty() {
+                            "anywhere".to_owned()
+                        } else {
+                            view.allowed_networks.join(" ")
+                        }
+                    );
+                    let at =
+                        |t: Option<i64>, none: &str| t.map_or(none.to_owned(), |t| t.to_string());
+                    println!(
+                        "tokens_valid_after: {}",
+                        at(view.tokens_valid_after, "none")
+                    );
+                    println!("last_token_at:    {}", at(view.last_token_at, "never"));
                     println!("disabled:         {}", view.disabled);
                 }
             }
@@ -501,12 +516,10 @@ fn client(settings: &Settings, cmd: ClientCommand) -> ExitCode {
                     clients::CutoffTiming::from_settings(settings),
                 )?;
                 if args.output.json {
-                    print_json(&serde_json::json!({
-                        "client_id": args.id,
-                        "disabled": true,
-                        "tokens_valid_after": done.tokens_valid_after,
-                        "refresh_families_revoked": done.families_revoked,
-                    }));
+                    print_json(&clients::DisabledClient {
+                        client: clients::show(&mut conn, &args.id)?,
+                        refresh_families_revoked: done.families_revoked,
+                    });
                 } else {
                     println!("disabled client {}", args.id);
                 }

@@ -358,6 +358,15 @@ impl From<clients::Client> for ClientView {
     }
 }
 
+/// The answer to a disable, the same from the CLI and the admin API: the
+/// client as it now is, and what the disable revoked.
+#[derive(Debug, Serialize)]
+pub struct DisabledClient {
+    #[serde(flatten)]
+    pub client: ClientView,
+    pub refresh_families_revoked: usize,
+}
+
 pub fn show(conn: &mut DbConnection, id: &str) -> Result<ClientView, ClientError> {
     clients::find_client(conn, id)?
         .map(ClientView::from)

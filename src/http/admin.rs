@@ -310,8 +310,11 @@ pub async fn create_client(
     let spec = new_client_spec(&body, state.default_access_token_ttl)?;
     let now = state.oauth.clock.now();
     let created = db_change(&state, move |conn| Ok(clients::create(conn, &spec, now)?)).await?;
+    // A credential in the body: no cache may keep it, an HTTP/1.0 one
+    // included (RFC 6749 §5.1 asks the same of token responses).
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
         .json(serde_json::json!({
             "client_id": created.client_id,
             "client_secret": created.client_secret.expose(),
@@ -368,8 +371,11 @@ pub async fn disable_client(
     admin(&req, &state).await?;
     let (id, now, cutoff) = (id.into_inner(), state.oauth.clock.now(), state.oauth.cutoff);
     let view = db_change(&state, move |conn| {
-        clients::disable(conn, &id, now, cutoff)?;
-        Ok(clients::show(conn, &id)?)
+        let done = clients::disable(conn, &id, now, cutoff)?;
+        Ok(clients::DisabledClient {
+            client: clients::show(conn, &id)?,
+            refresh_families_revoked: done.families_revoked,
+        })
     })
     .await?;
     state.oauth.metrics.revocation("client_cutoff");
@@ -410,6 +416,7 @@ pub async fn rotate_secret(
     .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
         .json(serde_json::json!({
             "client_id": client_id,
             "client_secret": secret.expose(),

@@ -1,12 +1,36 @@
 //! The admin API: authorization per RFC 6750, and every action on both
 //! databases.
 
+use std::process::{Command, Output};
+
 use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{TestApp, TestClient, spawn_app, spec};
 
 const API: &str = "https://api.example.com";
+
+fn tessera(app: &TestApp, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .current_dir(app.dir.path())
+        .env("TESSERA_DATABASE_URL", &app.db.url)
+        .env("TESSERA_KEYS_DIR", &app.settings.keys_dir)
+        .env_remove("TESSERA_CONFIG")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run the tessera binary")
+}
+
+fn json_stdout(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}, stderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON document")
+}
 
 /// A client with the admin scope whose tokens are meant for this issuer.
 async fn admin_token(app: &TestApp) -> String {
@@ -196,5 +220,48 @@ both_backends! {
         assert_eq!(status, 400);
         assert!(body["error_description"].as_str().unwrap_or_default().contains("nothing to change"));
         assert_eq!(call(&app, Method::GET, "/admin/audit?limit=notanumber", t, None).await.0, 400);
+    }
+}
+
+both_backends! {
+    async fn responses_that_carry_a_secret_are_never_cached(backend) {
+        let app = spawn_app(&backend).await;
+        let admin = admin_token(&app).await;
+        let send = |req: reqwest::RequestBuilder| req.header("authorization", format!("Bearer {admin}")).send();
+        let created = send(app.http.post(app.url("/admin/clients")).json(&json!({"name": "svc", "client_id": "svc"})))
+            .await
+            .expect("request");
+        let rotated = send(app.http.post(app.url("/admin/clients/svc/rotate-secret")).json(&json!({"grace_seconds": 0})))
+            .await
+            .expect("request");
+        for (what, resp) in [("create", created), ("rotate-secret", rotated)] {
+            assert!(resp.status().is_success(), "{what}: {}", resp.status());
+            assert_eq!(resp.headers()["cache-control"], "no-store", "{what}");
+            assert_eq!(resp.headers()["pragma"], "no-cache", "{what}");
+            let body: Value = resp.json().await.expect("JSON");
+            assert!(body["client_secret"].as_str().is_some_and(|s| s.starts_with("tsec_")), "{what}");
+        }
+    }
+}
+
+both_backends! {
+    async fn disable_answers_the_same_from_the_cli_and_the_admin_api(backend) {
+        use reqwest::Method;
+        let app = spawn_app(&backend).await;
+        let admin = admin_token(&app).await;
+        let one = app.create_client(spec("read", &[API])).await;
+        let two = app.create_client(spec("read", &[API])).await;
+        app.token(&one, &[]).await;
+
+        let by_cli = json_stdout(&tessera(&app, &["client", "disable", &one.id, "--json"]));
+        let (status, _, by_api) = call(&app, Method::POST, &format!("/admin/clients/{}/disable", two.id), Some(&admin), None).await;
+        assert_eq!(status, 200);
+        let keys = |v: &Value| v.as_object().expect("object").keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&by_cli), keys(&by_api));
+        assert_eq!(by_cli["client_id"], one.id.as_str());
+        assert_eq!((by_cli["disabled"].as_bool(), by_api["disabled"].as_bool()), (Some(true), Some(true)));
+        assert_eq!(by_cli["refresh_families_revoked"], 1);
+        assert_eq!(by_api["refresh_families_revoked"], 0);
+        assert!(by_cli["tokens_valid_after"].is_i64() && by_api["tokens_valid_after"].is_i64());
     }
 }
