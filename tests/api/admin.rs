@@ -3,12 +3,30 @@
 
 use std::process::{Command, Output};
 
+use oauth2::basic::BasicClient;
+use oauth2::{ClientId, ClientSecret, TokenResponse, TokenUrl};
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{TestApp, TestClient, spawn_app, spec};
+use crate::helpers::{TestApp, TestClient, claims_of, spawn_app, spec};
 
 const API: &str = "https://api.example.com";
+const API2: &str = "https://reports.example.com";
+
+/// An access token for `client`, obtained the way an automation would get
+/// its admin token: with a stock OAuth client.
+async fn oauth2_token(app: &TestApp, client: &TestClient) -> String {
+    BasicClient::new(ClientId::new(client.id.clone()))
+        .set_client_secret(ClientSecret::new(client.secret.clone()))
+        .set_token_uri(TokenUrl::new(app.url("/oauth2/token")).expect("URL"))
+        .exchange_client_credentials()
+        .request_async(&app.http)
+        .await
+        .expect("a token from the oauth2 crate")
+        .access_token()
+        .secret()
+        .to_owned()
+}
 
 fn tessera(app: &TestApp, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tessera"))
@@ -30,6 +48,44 @@ fn json_stdout(out: &Output) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON document")
+}
+
+async fn refresh(app: &TestApp, client: &TestClient, rt: &str) -> (u16, Value) {
+    let resp = app
+        .post_token(
+            &[("grant_type", "refresh_token"), ("refresh_token", rt)],
+            Some((&client.id, &client.secret)),
+        )
+        .await;
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("JSON"))
+}
+
+fn rt_of(body: &Value) -> String {
+    body["refresh_token"]
+        .as_str()
+        .expect("a refresh token")
+        .to_owned()
+}
+
+/// Everything an admin request could change, as one comparable string.
+async fn snapshot(app: &TestApp) -> String {
+    let db = app.database();
+    let now = app.clock_now();
+    actix_web::rt::task::spawn_blocking(move || {
+        let mut conn = db.conn().expect("connection");
+        let clients = tessera::clients::list(&mut conn).expect("clients");
+        let events = tessera::store::audit::list(&mut conn, None, None, 10_000).expect("audit");
+        let keys: Vec<tessera::keys::keyset::KeySummary> =
+            tessera::store::signing_keys::list_keys(&mut conn)
+                .expect("keys")
+                .iter()
+                .map(|r| tessera::keys::keyset::KeySummary::of(r, now))
+                .collect();
+        serde_json::to_string(&(clients, events, keys)).expect("JSON")
+    })
+    .await
+    .expect("blocking task")
 }
 
 /// A client with the admin scope whose tokens are meant for this issuer.
@@ -223,6 +279,97 @@ both_backends! {
     }
 }
 
+/// A body that would do harm if the route accepted it.
+fn harmful_body(method: &str, path: &str) -> Option<Value> {
+    match (method, path) {
+        ("post", "/admin/clients") => {
+            Some(json!({"name": "intruder", "client_id": "intruder", "scope": "tessera:admin"}))
+        }
+        ("patch", _) => {
+            Some(json!({"scope": "tessera:admin", "allowed_networks": ["192.0.2.0/24"]}))
+        }
+        (_, p) if p.ends_with("/rotate-secret") => Some(json!({"grace_seconds": 0})),
+        _ => None,
+    }
+}
+
+both_backends! {
+    async fn every_admin_route_refuses_callers_without_a_valid_admin_token_and_changes_nothing(backend) {
+        use reqwest::Method;
+        let app = spawn_app(&backend).await;
+        let mut victim = spec("read", &[API]);
+        victim.id = Some("victim".to_owned());
+        let victim = app.create_client(victim).await;
+        let mut admin = spec("tessera:admin", &[]);
+        admin.name = "admin".to_owned();
+        let admin = app.create_client(admin).await;
+        // No audience of its own: the issuer's, as an admin token's.
+        let plain = app.create_client(spec("read", &[])).await;
+
+        let expired = oauth2_token(&app, &admin).await;
+        app.clock.advance(300 + 1);
+        let revoked = oauth2_token(&app, &admin).await;
+        assert_eq!(app.revoke(&admin, &revoked).await.status(), 200);
+        let unscoped = oauth2_token(&app, &plain).await;
+        let (kid, _) = app.signing_key();
+
+        let cases: [(&str, Option<&str>, u16, Option<&str>); 5] = [
+            ("no token", None, 401, None),
+            ("a malformed token", Some("not-a-jwt"), 401, Some("invalid_token")),
+            ("a token without tessera:admin", Some(unscoped.as_str()), 403, Some("insufficient_scope")),
+            ("an expired admin token", Some(expired.as_str()), 401, Some("invalid_token")),
+            ("a revoked admin token", Some(revoked.as_str()), 401, Some("invalid_token")),
+        ];
+        let routes: Vec<&(&str, &str)> = tessera::http::ROUTES
+            .iter()
+            .filter(|(_, path)| path.starts_with("/admin"))
+            .collect();
+        assert!(routes.len() >= 12, "the admin routes: {routes:?}");
+
+        let before = snapshot(&app).await;
+        for (method, path) in routes {
+            let url: Vec<&str> = path
+                .split('/')
+                .map(|segment| match segment {
+                    "{kid}" => kid.as_str(),
+                    s if s.starts_with('{') => victim.id.as_str(),
+                    s => s,
+                })
+                .collect();
+            let url = url.join("/");
+            let verb = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            for (what, token, status, error) in &cases {
+                let (got, challenge, body) =
+                    call(&app, verb.clone(), &url, *token, harmful_body(method, path)).await;
+                let case = format!("{method} {path} with {what}");
+                assert_eq!(got, *status, "{case}: {body}");
+                assert!(challenge.starts_with("Bearer realm=\"tessera-admin\""), "{case}: {challenge}");
+                match error {
+                    None => {
+                        assert!(!challenge.contains("error="), "{case}: {challenge}");
+                        assert_eq!(body, Value::Null, "{case}: no body");
+                    }
+                    Some(code) => {
+                        assert!(challenge.contains(&format!("error=\"{code}\"")), "{case}: {challenge}");
+                        assert_eq!(body["error"], *code, "{case}");
+                    }
+                }
+                if *status == 403 {
+                    assert!(challenge.contains("scope=\"tessera:admin\""), "{case}: {challenge}");
+                }
+            }
+        }
+        assert_eq!(snapshot(&app).await, before, "a refused admin request changed something");
+
+        // The refusals were about the tokens: a valid one is admitted, and
+        // the victim's secret was never rotated.
+        let valid = oauth2_token(&app, &admin).await;
+        assert_eq!(call(&app, Method::GET, "/admin/clients/victim", Some(&valid), None).await.0, 200);
+        let form = [("grant_type", "client_credentials")];
+        assert_eq!(app.post_token(&form, Some((&victim.id, &victim.secret))).await.status(), 200);
+    }
+}
+
 both_backends! {
     async fn responses_that_carry_a_secret_are_never_cached(backend) {
         let app = spawn_app(&backend).await;
@@ -241,6 +388,139 @@ both_backends! {
             let body: Value = resp.json().await.expect("JSON");
             assert!(body["client_secret"].as_str().is_some_and(|s| s.starts_with("tsec_")), "{what}");
         }
+    }
+}
+
+both_backends! {
+    async fn every_patchable_field_takes_effect_over_http(backend) {
+        use reqwest::Method;
+        let app = spawn_app(&backend).await;
+        let admin = admin_token(&app).await;
+        let t = Some(admin.as_str());
+        let patch = |body: Value| {
+            let app = &app;
+            async move {
+                let (status, _, view) = call(app, Method::PATCH, "/admin/clients/svc", t, Some(body)).await;
+                assert_eq!(status, 200, "{view}");
+                view
+            }
+        };
+        let (status, _, created) = call(&app, Method::POST, "/admin/clients", t,
+            Some(json!({"name": "svc", "client_id": "svc", "scope": "read", "audiences": [API]}))).await;
+        assert_eq!(status, 201, "{created}");
+        let svc = TestClient {
+            id: "svc".to_owned(),
+            secret: created["client_secret"].as_str().expect("secret").to_owned(),
+        };
+        let other = app.create_client(spec("read", &[API])).await;
+        let others_token = app.access_token(&other).await;
+
+        assert_eq!(patch(json!({"name": "renamed"})).await["name"], "renamed");
+
+        // Audiences: replaced, and the first is the default `aud`.
+        assert_eq!(patch(json!({"audiences": [API2, API]})).await["audiences"], json!([API2, API]));
+        assert_eq!(claims_of(&app.access_token(&svc).await)["aud"], API2);
+        let body = app.token(&svc, &[("resource", API)]).await;
+        assert_eq!(claims_of(body["access_token"].as_str().expect("at"))["aud"], API);
+
+        // The introspection permission: another client's token, granted
+        // and withdrawn.
+        assert_eq!(app.introspect(&svc, &others_token).await, json!({"active": false}));
+        assert_eq!(patch(json!({"can_introspect": true})).await["can_introspect"], true);
+        let seen = app.introspect(&svc, &others_token).await;
+        assert_eq!(seen["active"], true);
+        assert_eq!(seen["client_id"], other.id.as_str());
+        patch(json!({"can_introspect": false})).await;
+        assert_eq!(app.introspect(&svc, &others_token).await, json!({"active": false}));
+
+        // Refresh tokens off: none issued, and those held stop working.
+        let held = rt_of(&app.token(&svc, &[]).await);
+        assert_eq!(patch(json!({"refresh_tokens": false})).await["refresh_tokens"], false);
+        assert!(app.token(&svc, &[]).await.get("refresh_token").is_none());
+        let (status, body) = refresh(&app, &svc, &held).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("unauthorized_client")));
+        patch(json!({"refresh_tokens": true})).await;
+        rt_of(&app.token(&svc, &[]).await);
+
+        // The family's absolute lifetime ends a chain of refreshes whose
+        // idle lifetime has not run out (the server default is days).
+        let view = patch(json!({"refresh_token_ttl": 120, "refresh_family_ttl": 150})).await;
+        assert_eq!((view["refresh_token_ttl"].as_i64(), view["refresh_family_ttl"].as_i64()), (Some(120), Some(150)));
+        let rt = rt_of(&app.token(&svc, &[]).await);
+        app.clock.advance(100);
+        let (status, body) = refresh(&app, &svc, &rt).await;
+        assert_eq!(status, 200, "{body}");
+        app.clock.advance(51);
+        let (status, body) = refresh(&app, &svc, &rt_of(&body)).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "the family ended at 150 s");
+
+        // The idle lifetime on its own.
+        patch(json!({"refresh_family_ttl": 3600})).await;
+        let rt = rt_of(&app.token(&svc, &[]).await);
+        app.clock.advance(121);
+        let (status, body) = refresh(&app, &svc, &rt).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "idle for more than 120 s");
+    }
+}
+
+both_backends! {
+    async fn the_cli_manages_clients_while_the_server_is_stopped(backend) {
+        let mut app = spawn_app(&backend).await;
+        let mut kept = spec("read", &[API]);
+        kept.id = Some("kept".to_owned());
+        let kept = app.create_client(kept).await;
+        let mut quiet = spec("read", &[API]);
+        quiet.id = Some("quiet".to_owned());
+        let quiet = app.create_client(quiet).await;
+        let other = app.create_client(spec("read", &[API])).await;
+
+        app.stop().await;
+        assert!(app.http.get(app.url("/healthz")).send().await.is_err(), "the server is down");
+
+        let created = json_stdout(&tessera(&app, &["client", "create", "--name", "offline", "--id", "offline",
+            "--scope", "read", "--audience", API, "--json"]));
+        let offline = TestClient {
+            id: "offline".to_owned(),
+            secret: created["client_secret"].as_str().expect("secret").to_owned(),
+        };
+        let rotated = json_stdout(&tessera(&app, &["client", "rotate-secret", "kept", "--grace", "0", "--json"]));
+        let kept_secret = rotated["client_secret"].as_str().expect("secret").to_owned();
+        let updated = json_stdout(&tessera(&app, &["client", "update", "offline", "--access-token-ttl", "90",
+            "--audience", API2, "--audience", API, "--can-introspect", "--json"]));
+        assert_eq!(updated["audiences"], json!([API2, API]));
+        json_stdout(&tessera(&app, &["client", "update", "kept", "--refresh-token-ttl", "120",
+            "--refresh-family-ttl", "150", "--json"]));
+        json_stdout(&tessera(&app, &["client", "update", "quiet", "--no-refresh-tokens", "--json"]));
+
+        app.restart().await.expect("restart");
+        // What the CLI wrote is stamped with the wall clock.
+        app.catch_up_with_wall_clock(1);
+
+        let body = app.token(&offline, &[]).await;
+        assert_eq!(body["expires_in"], 90);
+        assert_eq!(claims_of(body["access_token"].as_str().expect("at"))["aud"], API2);
+        let others_token = app.access_token(&other).await;
+        assert_eq!(app.introspect(&offline, &others_token).await["active"], true, "--can-introspect");
+
+        let form = [("grant_type", "client_credentials")];
+        assert_eq!(app.post_token(&form, Some((&kept.id, &kept.secret))).await.status(), 401, "rotated with --grace 0");
+        let kept = TestClient { id: kept.id, secret: kept_secret };
+        let rt = rt_of(&app.token(&kept, &[]).await);
+        app.clock.advance(100);
+        let (status, body) = refresh(&app, &kept, &rt).await;
+        assert_eq!(status, 200, "{body}");
+        app.clock.advance(51);
+        let (status, _) = refresh(&app, &kept, &rt_of(&body)).await;
+        assert_eq!(status, 400, "--refresh-family-ttl 150");
+        let rt = rt_of(&app.token(&kept, &[]).await);
+        app.clock.advance(121);
+        assert_eq!(refresh(&app, &kept, &rt).await.0, 400, "--refresh-token-ttl 120");
+
+        assert!(app.token(&quiet, &[]).await.get("refresh_token").is_none(), "--no-refresh-tokens");
+        json_stdout(&tessera(&app, &["client", "update", "quiet", "--refresh-tokens", "--json"]));
+        app.sync_clients().await;
+        app.catch_up_with_wall_clock(1);
+        rt_of(&app.token(&quiet, &[]).await);
     }
 }
 
