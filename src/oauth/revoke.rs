@@ -1,8 +1,9 @@
 //! Revocation (RFC 7009) and the revocation feed for offline validators.
 //!
 //! Policy choices, documented in docs/endpoints.md:
-//! - a token that is unknown, malformed, expired, already revoked, or
-//!   issued to *another* client gets the same `200` and changes nothing
+//! - a token that is unknown, malformed, expired (a refresh token the
+//!   janitor has not swept yet included), already revoked, or issued to
+//!   *another* client gets the same `200` and changes nothing
 //!   (RFC 7009 §2.1 allows refusing the last case; answering alike gives an
 //!   attacker no oracle for which tokens exist);
 //! - `token_type_hint` is ignored: the token's own shape says what it is;
@@ -26,7 +27,7 @@ pub async fn revoke(
     let now = state.clock.now();
     if token.starts_with(REFRESH_TOKEN_PREFIX) {
         let hash = SecretHash::of(&token);
-        let Some((_, family)) = state
+        let Some((row, family)) = state
             .db
             .read(move |conn| refresh_store::find(conn, hash.as_bytes()))
             .await?
@@ -38,6 +39,13 @@ pub async fn revoke(
                 "revocation of another client's refresh token ignored: client_id={:?}",
                 caller.id
             );
+            return Ok(None);
+        }
+        // An expired refresh token (idle or absolute) is already useless;
+        // its row merely waits for the janitor. Revoking it must do what
+        // revoking a swept one does: nothing. Both expiries are fixed at
+        // insert, so this unlocked read decides exactly.
+        if row.expires_at <= now || family.expires_at <= now {
             return Ok(None);
         }
         let revoked = state

@@ -1,12 +1,14 @@
 //! Revocation (RFC 7009), client-wide cut-offs, the revocation feed, and
 //! durability of an acknowledged revocation across a crash.
 
+use diesel::prelude::*;
 use oauth2::basic::BasicClient;
 use oauth2::{
     AccessToken, ClientId, ClientSecret, IntrospectionUrl, RevocationUrl, StandardRevocableToken,
     TokenIntrospectionResponse, TokenUrl,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
+use tessera::store::schema::{audit_events, refresh_families, revoked_tokens};
 
 use crate::both_backends;
 use crate::helpers::{
@@ -40,10 +42,58 @@ async fn refresh_status(app: &TestApp, client: &TestClient, rt: &str) -> u16 {
     .as_u16()
 }
 
+/// What a revocation can change, counted in the database: revocation
+/// entries, audit events and revoked families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Recorded {
+    revocation_entries: i64,
+    audit_events: i64,
+    revoked_families: i64,
+}
+
+async fn recorded(app: &TestApp) -> Recorded {
+    let db = app.database();
+    actix_web::rt::task::spawn_blocking(move || {
+        let mut conn = db.conn().expect("connection");
+        Recorded {
+            revocation_entries: revoked_tokens::table
+                .count()
+                .get_result(&mut *conn)
+                .expect("count"),
+            audit_events: audit_events::table
+                .count()
+                .get_result(&mut *conn)
+                .expect("count"),
+            revoked_families: refresh_families::table
+                .filter(refresh_families::revoked_at.is_not_null())
+                .count()
+                .get_result(&mut *conn)
+                .expect("count"),
+        }
+    })
+    .await
+    .expect("task")
+}
+
+async fn revoke_with_hint(
+    app: &TestApp,
+    client: &TestClient,
+    token: &str,
+    hint: &str,
+) -> reqwest::Response {
+    app.post_form(
+        "/oauth2/revoke",
+        &[("token", token), ("token_type_hint", hint)],
+        Some((&client.id, &client.secret)),
+    )
+    .await
+}
+
 both_backends! {
     /// The oauth2 crate refuses to revoke over plain http (RFC 7009 §2
     /// requires TLS) and these tests serve http on loopback, so revocation
     /// goes through plain HTTP here and introspection through the crate.
+    /// `tls.rs` revokes with the crate's `revoke_token` over HTTPS.
     async fn oauth2_crate_introspects_before_and_after_a_revocation(backend) {
         let app = spawn_app(&backend).await;
         let client = app.create_client(spec("read", &[API])).await;
@@ -112,21 +162,145 @@ both_backends! {
         let app = spawn_app(&backend).await;
         let client = app.create_client(spec("read", &[API])).await;
         let at = app.access_token(&client).await;
-        for token in ["garbage", "trt_unknown", "eyJ.eyJ.sig", at.as_str(), at.as_str()] {
+        let later = app.access_token(&client).await;
+        let start = recorded(&app).await;
+        for token in ["garbage", "trt_unknown", "eyJ.eyJ.sig"] {
             let resp = app.revoke(&client, token).await;
             assert_eq!(resp.status(), 200, "{token}");
             assert!(resp.bytes().await.expect("body").is_empty());
+            assert_eq!(recorded(&app).await, start, "{token} recorded something");
         }
-        let later = app.access_token(&client).await;
+        // A genuine revocation is seen by the same counts: they can fail.
+        assert_eq!(app.revoke(&client, &at).await.status(), 200);
+        let revoked = recorded(&app).await;
+        assert_eq!(revoked.revocation_entries, start.revocation_entries + 1);
+        assert_eq!(revoked.audit_events, start.audit_events + 1);
+        let resp = app.revoke(&client, &at).await;
+        assert_eq!(resp.status(), 200, "again");
+        assert!(resp.bytes().await.expect("body").is_empty());
+        assert_eq!(recorded(&app).await, revoked, "revoking twice records once");
+
         // Past exp plus the clock leeway: no validator accepts it any more.
         app.clock.advance(300 + 60 + 1);
         let resp = app.revoke(&client, &later).await;
         assert_eq!(resp.status(), 200);
+        assert_eq!(recorded(&app).await, revoked, "revoking the expired token recorded nothing");
         let rs = resource_server(&app).await;
         let listed = feed(&app, &rs, "").await.json::<Value>().await.expect("JSON");
-        // The one genuine revocation (of `at`) has expired with its token, and
-        // revoking the expired `later` recorded nothing.
-        assert_eq!(listed["entries"], serde_json::json!([]), "{listed}");
+        assert_eq!(listed["entries"], json!([]), "{listed}");
+    }
+}
+
+both_backends! {
+    /// A refresh token past its idle lifetime whose row the janitor has not
+    /// removed yet is as dead as a swept one: revoking it (or an old used
+    /// token of its family) changes nothing, even though an access token of
+    /// the family is still live.
+    async fn an_expired_refresh_token_not_yet_swept_revokes_nothing(backend) {
+        let app = spawn_app(&backend).await;
+        let rs = resource_server(&app).await;
+        let mut short = spec("read", &[API]);
+        short.refresh_token_ttl = Some(60);
+        short.access_token_ttl = 600;
+        let client = app.create_client(short).await;
+        let first = app.token(&client, &[]).await;
+        let rt1 = first["refresh_token"].as_str().expect("rt");
+        let second: Value = app
+            .post_token(&[("grant_type", "refresh_token"), ("refresh_token", rt1)], Some((&client.id, &client.secret)))
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        let rt2 = second["refresh_token"].as_str().expect("rt");
+        let at2 = second["access_token"].as_str().expect("at");
+        app.clock.advance(60);
+        assert_eq!(refresh_status(&app, &client, rt2).await, 400, "expired: the janitor has not run, the row is there");
+        let start = recorded(&app).await;
+        for token in [rt2, rt1] {
+            let resp = app.revoke(&client, token).await;
+            assert_eq!(resp.status(), 200);
+            assert!(resp.bytes().await.expect("body").is_empty());
+            assert_eq!(recorded(&app).await, start, "revoking an expired refresh token recorded something");
+        }
+        assert_eq!(app.introspect(&rs, at2).await["active"], true, "the family's access token was left alone");
+
+        // The same request one second before the expiry revokes the family.
+        let fresh = app.token(&client, &[]).await;
+        app.clock.advance(59);
+        assert_eq!(app.revoke(&client, fresh["refresh_token"].as_str().expect("rt")).await.status(), 200);
+        let after = recorded(&app).await;
+        assert_eq!(after.revoked_families, start.revoked_families + 1);
+        assert_eq!(after.revocation_entries, start.revocation_entries + 1, "its access token is listed");
+        assert_eq!(after.audit_events, start.audit_events + 1);
+    }
+}
+
+both_backends! {
+    /// RFC 7009 §2.1: an unknown hint is no error, the token is still found.
+    async fn an_unknown_token_type_hint_is_ignored(backend) {
+        let app = spawn_app(&backend).await;
+        let rs = resource_server(&app).await;
+        let client = app.create_client(spec("read", &[API])).await;
+        let body = app.token(&client, &[]).await;
+        let at = app.access_token(&client).await;
+        let rt = body["refresh_token"].as_str().expect("rt");
+        let family_at = body["access_token"].as_str().expect("at");
+        for token in [at.as_str(), rt] {
+            let resp = revoke_with_hint(&app, &client, token, "foo").await;
+            assert_eq!(resp.status(), 200);
+            assert_eq!(resp.headers()["cache-control"], "no-store");
+        }
+        assert_eq!(app.introspect(&rs, &at).await, json!({"active": false}));
+        assert_eq!(app.introspect(&rs, family_at).await, json!({"active": false}));
+        assert_eq!(refresh_status(&app, &client, rt).await, 400);
+    }
+}
+
+both_backends! {
+    /// Revoking a family's refresh token revokes the access tokens of every
+    /// generation, the ones its refreshes issued included, and the feed
+    /// lists each as a `token` entry.
+    async fn revoking_a_refresh_token_revokes_the_access_tokens_its_refreshes_issued(backend) {
+        let app = spawn_app(&backend).await;
+        let rs = resource_server(&app).await;
+        let client = app.create_client(spec("read", &[API])).await;
+        let first = app.token(&client, &[]).await;
+        let mut access = vec![first["access_token"].as_str().expect("at").to_owned()];
+        let mut rt = first["refresh_token"].as_str().expect("rt").to_owned();
+        for _ in 0..2 {
+            let next: Value = app
+                .post_token(&[("grant_type", "refresh_token"), ("refresh_token", &rt)], Some((&client.id, &client.secret)))
+                .await
+                .json()
+                .await
+                .expect("JSON");
+            access.push(next["access_token"].as_str().expect("at").to_owned());
+            rt = next["refresh_token"].as_str().expect("rt").to_owned();
+        }
+        for at in &access {
+            assert_eq!(app.introspect(&rs, at).await["active"], true);
+        }
+        let unrelated = app.access_token(&client).await;
+        assert_eq!(app.revoke(&client, &rt).await.status(), 200);
+        for at in &access {
+            assert_eq!(app.introspect(&rs, at).await, json!({"active": false}));
+        }
+        assert_eq!(app.introspect(&rs, &unrelated).await["active"], true, "not of the family");
+
+        let listed: Value = feed(&app, &rs, "").await.json().await.expect("JSON");
+        let entries = listed["entries"].as_array().expect("entries");
+        let mut jtis: Vec<&str> = entries.iter().map(|e| {
+            assert_eq!(e["type"], "token", "{e}");
+            assert_eq!(e["client_id"], client.id.as_str());
+            e["jti"].as_str().expect("jti")
+        }).collect();
+        jtis.sort_unstable();
+        let mut expected: Vec<String> = access.iter().map(|at| claims_of(at)["jti"].as_str().expect("jti").to_owned()).collect();
+        expected.sort_unstable();
+        assert_eq!(jtis, expected);
+        for (entry, at) in entries.iter().map(|e| (e, access.iter().find(|at| claims_of(at)["jti"] == e["jti"]))) {
+            assert_eq!(entry["exp"], claims_of(at.expect("listed token"))["exp"]);
+        }
     }
 }
 
