@@ -1,9 +1,9 @@
 //! Token introspection (RFC 7662).
 //!
 //! A client may introspect tokens issued to it; a client with the
-//! introspection permission (a resource server) may introspect any access
-//! token. Refresh tokens concern only their client: nobody else sees one. Anything
-//! not active *for this caller* is exactly `{"active": false}` (RFC 7662
+//! introspection permission (a resource server, or an operator's auditing
+//! tool) may introspect any token, refresh tokens of other clients
+//! included, as the permission says. Anything not active *for this caller* is exactly `{"active": false}` (RFC 7662
 //! §2.2), never an error: garbage, forged, expired, revoked, cut off, or
 //! another client's token all look the same.
 
@@ -78,7 +78,7 @@ pub async fn introspect(
             && row.expires_at > now
             && family.expires_at > now
             && !owner.is_disabled();
-        if !live || caller.id != owner.id {
+        if !live || !may_see(caller, &owner.id) {
             return Ok(Introspection::inactive());
         }
         return Ok(Introspection {

@@ -87,6 +87,34 @@ both_backends! {
 }
 
 both_backends! {
+    /// The introspection permission covers any token, as `--can-introspect`
+    /// says: a resource server (or an operator's tool) sees other clients'
+    /// refresh tokens too, as Hydra's and Keycloak's introspection
+    /// endpoints do for a privileged caller. An ordinary client sees only
+    /// its own.
+    async fn a_resource_server_sees_any_refresh_token_an_ordinary_client_only_its_own(backend) {
+        let app = spawn_app(&backend).await;
+        let owner = app.create_client(spec("read", &[API])).await;
+        let stranger = app.create_client(spec("read", &[API])).await;
+        let rs = resource_server(&app).await;
+        let rt = app.token(&owner, &[]).await["refresh_token"].as_str().expect("rt").to_owned();
+        assert_inactive(&app.introspect(&stranger, &rt).await);
+        let own = app.introspect(&owner, &rt).await;
+        assert_eq!(own["active"], true);
+        let seen = app.introspect(&rs, &rt).await;
+        assert_eq!(seen, own, "the resource server sees what the owner sees");
+        assert_eq!(seen["client_id"], owner.id.as_str());
+        assert_eq!(seen["token_type"], "refresh_token");
+
+        // Once used, inactive for everyone.
+        let form = [("grant_type", "refresh_token"), ("refresh_token", rt.as_str())];
+        assert_eq!(app.post_token(&form, Some((&owner.id, &owner.secret))).await.status(), 200);
+        assert_inactive(&app.introspect(&rs, &rt).await);
+        assert_inactive(&app.introspect(&owner, &rt).await);
+    }
+}
+
+both_backends! {
     async fn only_the_owner_or_a_permitted_resource_server_sees_a_token(backend) {
         let app = spawn_app(&backend).await;
         let owner = app.create_client(spec("read", &[API])).await;
