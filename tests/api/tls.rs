@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use oauth2::basic::BasicClient;
-use oauth2::{AuthUrl, ClientId, ClientSecret, TokenResponse, TokenUrl};
+use oauth2::{
+    AccessToken, AuthUrl, ClientId, ClientSecret, IntrospectionUrl, RevocationUrl,
+    StandardRevocableToken, TokenIntrospectionResponse, TokenResponse, TokenUrl,
+};
 use serde_json::Value;
 
 use crate::both_backends;
@@ -91,6 +94,67 @@ both_backends! {
             .send()
             .await;
         assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true), "plain HTTP was served");
+    }
+}
+
+both_backends! {
+    /// RFC 7009 over TLS with the `oauth2` crate's own `revoke_token`, which
+    /// refuses plain http: an access token, then a refresh token, revoked
+    /// for real, and the crate's `introspect` watching the effect.
+    async fn the_oauth2_crate_revokes_access_and_refresh_tokens_over_https(backend) {
+        let certs = tempfile::tempdir().expect("temp dir");
+        let (cert, key) = certificate(certs.path());
+        let (c, k) = (cert.clone(), key.clone());
+        let app = spawn_app_with(&backend, move |s| {
+            s.tls_cert = Some(c);
+            s.tls_key = Some(k);
+        })
+        .await;
+        let pem = std::fs::read(&cert).expect("certificate");
+        let https = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("PEM"))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("HTTPS client");
+        let client = app.create_client(spec("read", &["https://api.example.com"])).await;
+        let oauth = BasicClient::new(ClientId::new(client.id.clone()))
+            .set_client_secret(ClientSecret::new(client.secret.clone()))
+            .set_token_uri(TokenUrl::new(app.url("/oauth2/token")).expect("url"))
+            .set_revocation_url(RevocationUrl::new(app.url("/oauth2/revoke")).expect("url"))
+            .set_introspection_url(IntrospectionUrl::new(app.url("/oauth2/introspect")).expect("url"));
+        let active = |token: AccessToken| {
+            let (oauth, https) = (&oauth, &https);
+            async move { oauth.introspect(&token).request_async(https).await.expect("introspection").active() }
+        };
+
+        let first = oauth.exchange_client_credentials().request_async(&https).await.expect("token");
+        let at1 = first.access_token().clone();
+        let rt1 = first.refresh_token().expect("refresh token").clone();
+        assert!(active(at1.clone()).await);
+        oauth
+            .revoke_token(StandardRevocableToken::AccessToken(at1.clone()))
+            .expect("https is accepted")
+            .request_async(&https)
+            .await
+            .expect("the access token is revoked");
+        assert!(!active(at1).await);
+
+        // Revoking the access token left its family alone; revoking the
+        // refresh token ends the family, the access token it came with too.
+        let second = oauth.exchange_refresh_token(&rt1).request_async(&https).await.expect("refresh");
+        let at2 = second.access_token().clone();
+        let rt2 = second.refresh_token().expect("rotated refresh token").clone();
+        assert!(active(at2.clone()).await);
+        assert!(active(AccessToken::new(rt2.secret().clone())).await, "the owner sees its refresh token");
+        oauth
+            .revoke_token(StandardRevocableToken::RefreshToken(rt2.clone()))
+            .expect("https is accepted")
+            .request_async(&https)
+            .await
+            .expect("the refresh token is revoked");
+        assert!(!active(at2).await);
+        assert!(!active(AccessToken::new(rt2.secret().clone())).await);
+        assert!(oauth.exchange_refresh_token(&rt2).request_async(&https).await.is_err(), "the family is revoked");
     }
 }
 
