@@ -339,6 +339,12 @@ impl Application {
         Arc::clone(&self.client_cache)
     }
 
+    /// The node's database handle, its SQLite writer included: for checks
+    /// of how the server's own connections are set up.
+    pub fn database(&self) -> Database {
+        self.db.clone()
+    }
+
     /// Serves until stopped, with the janitor and the key maintainer running
     /// alongside. On SIGTERM or SIGINT: stop accepting, give in-flight
     /// requests the shutdown timeout, stop the background tasks, then close

@@ -392,6 +392,28 @@ impl Database {
         result
     }
 
+    /// SQLite's `synchronous` level (2 is FULL) as the connection that
+    /// commits this database's writes sees it: on a server, the writer
+    /// thread's own connection, reached through the write queue. Read-only;
+    /// it exists so a test can check the durability setting where it
+    /// matters rather than on some other connection. `None` on PostgreSQL.
+    pub async fn write_path_synchronous(&self) -> Result<Option<i64>, StoreError> {
+        #[derive(diesel::QueryableByName)]
+        struct Level {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            synchronous: i64,
+        }
+        self.write(|conn| match conn {
+            DbConnection::Sqlite(lite) => Ok(Some(
+                diesel::sql_query("PRAGMA synchronous")
+                    .get_result::<Level>(lite)?
+                    .synchronous,
+            )),
+            DbConnection::Postgres(_) => Ok(None),
+        })
+        .await
+    }
+
     fn count<T>(&self, result: &Result<T, StoreError>) {
         if let Err(e) = result {
             let counter = if e.is_unavailable() {

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod admin;
+mod at_rest;
 mod audit;
 mod cli;
 mod client_cache;
