@@ -33,3 +33,4 @@ mod tls;
 mod token;
 mod token_errors;
 mod verifier;
+mod verifier_forged;

@@ -62,53 +62,6 @@ both_backends! {
     }
 }
 
-fn forge(token: &str, header: serde_json::Value, claims: Option<serde_json::Value>) -> String {
-    let mut parts = token.split('.');
-    let (_, p, s) = (
-        parts.next(),
-        parts.next().expect("payload"),
-        parts.next().expect("sig"),
-    );
-    let payload = claims.map_or(p.to_owned(), |c| URL_SAFE_NO_PAD.encode(c.to_string()));
-    format!(
-        "{}.{payload}.{s}",
-        URL_SAFE_NO_PAD.encode(header.to_string())
-    )
-}
-
-both_backends! {
-    async fn forged_tokens_are_refused_with_a_typed_error(backend) {
-        let app = spawn_app(&backend).await;
-        let client = app.create_client(spec("read", &[API])).await;
-        let verifier = verifier_for(&app).await;
-        let token = app.access_token(&client).await;
-        let header: serde_json::Value = serde_json::from_slice(
-            &URL_SAFE_NO_PAD.decode(token.split('.').next().expect("h")).expect("b64"),
-        )
-        .expect("JSON");
-        let kid = header["kid"].clone();
-        let mut claims = crate::helpers::claims_of(&token);
-        claims["scope"] = json!("admin");
-        for (name, forged) in [
-            ("alg none", forge(&token, json!({"alg": "none", "typ": "at+jwt", "kid": kid}), None)),
-            ("HS256", forge(&token, json!({"alg": "HS256", "typ": "at+jwt", "kid": kid}), None)),
-            ("typ JWT", forge(&token, json!({"alg": "ES256", "typ": "JWT", "kid": kid}), None)),
-            ("jku", forge(&token, json!({"alg": "ES256", "typ": "at+jwt", "kid": kid, "jku": "http://127.0.0.1:9/x"}), None)),
-            ("payload", forge(&token, header.clone(), Some(claims.clone()))),
-            ("zero signature", {
-                let (hp, _) = token.rsplit_once('.').expect("sig");
-                format!("{hp}.{}", URL_SAFE_NO_PAD.encode([0u8; 64]))
-            }),
-        ] {
-            assert!(
-                matches!(verifier.verify(&forged, verifier.expectations()).await, Err(Rejection::Invalid(_))),
-                "{name} was accepted"
-            );
-        }
-        assert!(verifier.verify(&token, verifier.expectations()).await.is_ok(), "the genuine token still passes");
-    }
-}
-
 both_backends! {
     async fn a_flood_of_unknown_kids_causes_at_most_one_jwks_fetch(backend) {
         let app = spawn_app(&backend).await;
@@ -307,42 +260,6 @@ both_backends! {
         assert_eq!(app.revoke(&client, &token).await.status(), 200);
         assert!(verifier.verify(&token, verifier.expectations()).await.is_ok(), "offline, it still looks valid");
         assert_eq!(verifier.verify(&token, &live).await, Err(Rejection::Revoked));
-    }
-}
-
-both_backends! {
-    async fn more_forged_and_dead_tokens_fail_with_the_right_error(backend) {
-        let app = spawn_app(&backend).await;
-        let client = app.create_client(spec("read", &[API])).await;
-        let verifier = verifier_for(&app).await;
-        let token = app.access_token(&client).await;
-        let (h, rest) = token.split_once('.').expect("parts");
-        let (p, s) = rest.split_once('.').expect("parts");
-        let header: serde_json::Value =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).expect("b64")).expect("JSON");
-        let kid = header["kid"].clone();
-        let e = |x| Err::<(), _>(Rejection::Invalid(x));
-        let check = |forged: String, want: Result<(), Rejection>| {
-            let verifier = verifier.clone();
-            async move {
-                let got = verifier.verify(&forged, verifier.expectations()).await.map(|_| ());
-                assert_eq!(got, want, "{forged}");
-            }
-        };
-        check(forge(&token, json!({"alg": "ES256", "typ": "at+jwt", "kid": kid, "crit": ["exp"]}), None), e(VerifyError::Header)).await;
-        check(forge(&token, json!({"alg": "ES256", "typ": "at+jwt", "kid": kid, "x5u": "http://127.0.0.1:9/c"}), None), e(VerifyError::Header)).await;
-        check(forge(&token, json!({"alg": "ES256", "typ": "at+jwt", "kid": "../../dev/null"}), None), e(VerifyError::UnknownKey)).await;
-        check(format!("{h}.{p}"), e(VerifyError::Malformed)).await;
-        check(format!("{h}.{p}.{s}.{s}"), e(VerifyError::Malformed)).await;
-        check(format!("{h}.{p}.{s}="), e(VerifyError::Malformed)).await;
-        let mut claims = crate::helpers::claims_of(&token);
-        claims["exp"] = json!("9999999999");
-        check(forge(&token, header.clone(), Some(claims)), e(VerifyError::Signature)).await;
-        // Expired and not-yet-valid, by moving the verifier's clock.
-        app.clock.advance(300 + 31);
-        check(token.clone(), e(VerifyError::Expired)).await;
-        app.clock.advance(-(300 + 31) - 3600);
-        check(token, e(VerifyError::NotYetValid)).await;
     }
 }
 
