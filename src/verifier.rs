@@ -8,11 +8,14 @@
 //! time claims are checked with an explicit leeway. Keys are never taken
 //! from a token (`jku`, `x5u`, `jwk` are refused, never fetched).
 //!
-//! An unknown `kid` triggers at most one JWKS fetch at a time, and at most
-//! one per `min_refetch_interval`, so a flood of forged kids cannot make it
-//! hammer the issuer. If the issuer is briefly down, the cached keys keep
-//! serving for `max_stale`. Optionally it follows the revocation feed and
-//! rejects revoked `jti`s and tokens issued before a client cut-off.
+//! One JWKS fetch runs at a time and every caller needing it waits for that
+//! one; an unknown `kid` triggers a fetch at most once per
+//! `min_refetch_interval` after the last one ended, so a flood of forged
+//! kids cannot make it hammer the issuer. If the issuer is briefly down, the
+//! cached keys keep serving for `max_stale` without any request waiting on
+//! the issuer, which is asked again once per `min_refetch_interval`.
+//! Optionally it follows the revocation feed and rejects revoked `jti`s and
+//! tokens issued before a client cut-off.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -297,15 +300,17 @@ impl VerifierBuilder {
         self
     }
 
-    /// Least time between two JWKS fetches caused by unknown kids (default
-    /// 30 s).
+    /// Least time from the end of one JWKS fetch to the start of another
+    /// caused by an unknown kid, and from a failed fetch to any other
+    /// (default 30 s).
     pub fn min_refetch_interval(mut self, interval: Duration) -> Self {
         self.min_refetch_interval = interval;
         self
     }
 
-    /// How long cached keys keep serving while the issuer cannot be reached
-    /// (default 1 hour).
+    /// How long past their `max-age` cached keys keep serving while the
+    /// issuer cannot be reached (default 1 hour); after that, `verify`
+    /// answers [`Rejection::KeysUnavailable`].
     pub fn max_stale(mut self, max_stale: Duration) -> Self {
         self.max_stale = max_stale;
         self

@@ -1,7 +1,10 @@
-//! The JWKS cache: fresh for the document's `max-age`; refetched at most one
-//! at a time, and, when an unknown kid asks for it, at most once per
-//! `min_refetch_interval`; served stale for `max_stale` while the issuer is
-//! unreachable, then refused.
+//! The JWKS cache: fresh for the document's `max-age`; fetched by one task
+//! at a time, which every caller needing new keys waits for instead of
+//! starting its own; refetched for an unknown kid at most once per
+//! `min_refetch_interval` after the last fetch ended; after a failed fetch,
+//! not fetched at all for `min_refetch_interval`. Expired keys keep serving,
+//! without anyone waiting on the refresh, until `max_stale` has passed; then
+//! they are refused.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +22,9 @@ const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
 const MAX_MAX_AGE: Duration = Duration::from_secs(86_400);
 /// A JWKS larger than this is refused (a real one holds a handful of keys).
 const MAX_KEYS: usize = 32;
+/// A caller's own HTTP client may have no timeout; a fetch that never ends
+/// would hold every unknown-kid caller and block all later refreshes.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct Cached {
     keys: Arc<VerificationKeys>,
@@ -26,15 +32,73 @@ struct Cached {
     max_age: Duration,
 }
 
-pub(super) struct JwksCache {
+#[derive(Default)]
+struct State {
+    cached: Option<Cached>,
+    /// A fetch task is running; callers join it rather than start another.
+    in_flight: bool,
+    /// When the last fetch ended, successful or not: the unknown-kid
+    /// throttle counts from here, so a caller that arrives while a fetch is
+    /// running, or just after, cannot start a second one.
+    last_completed: Option<Instant>,
+    /// When the last fetch failed, if it did: for `min_refetch_interval`
+    /// after that, no fetch of any kind, so during an outage the issuer is
+    /// asked once per interval, not once per request.
+    failed_at: Option<Instant>,
+}
+
+struct Shared {
     http: reqwest::Client,
     uri: String,
     min_refetch_interval: Duration,
     max_stale: Duration,
-    cached: std::sync::RwLock<Option<Cached>>,
-    last_attempt: std::sync::Mutex<Option<Instant>>,
-    fetch_lock: tokio::sync::Mutex<()>,
+    state: std::sync::Mutex<State>,
+    /// Bumped (under `state`) each time a fetch ends; waiters subscribe
+    /// (under `state`) before it can end, so none misses the wake-up.
+    generation: tokio::sync::watch::Sender<u64>,
     fetches: AtomicU64,
+}
+
+pub(super) struct JwksCache {
+    shared: Arc<Shared>,
+}
+
+impl Shared {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Cached keys unless they are older than `max-age` + `max_stale`.
+    fn usable(&self, state: &State, now: Instant) -> Option<Arc<VerificationKeys>> {
+        state
+            .cached
+            .as_ref()
+            .filter(|c| {
+                now.saturating_duration_since(c.fetched) < c.max_age.saturating_add(self.max_stale)
+            })
+            .map(|c| Arc::clone(&c.keys))
+    }
+}
+
+/// Ends the fetch even if the task is cancelled or panics: otherwise
+/// `in_flight` would stay set and no fetch would ever start again.
+struct FetchDone {
+    shared: Arc<Shared>,
+    succeeded: bool,
+}
+
+impl Drop for FetchDone {
+    fn drop(&mut self) {
+        let mut state = self.shared.state();
+        let now = Instant::now();
+        state.in_flight = false;
+        state.last_completed = Some(now);
+        state.failed_at = (!self.succeeded).then_some(now);
+        self.shared.generation.send_modify(|g| *g += 1);
+    }
 }
 
 impl JwksCache {
@@ -45,94 +109,97 @@ impl JwksCache {
         max_stale: Duration,
     ) -> Self {
         Self {
-            http,
-            uri,
-            min_refetch_interval,
-            max_stale,
-            cached: std::sync::RwLock::new(None),
-            last_attempt: std::sync::Mutex::new(None),
-            fetch_lock: tokio::sync::Mutex::new(()),
-            fetches: AtomicU64::new(0),
+            shared: Arc::new(Shared {
+                http,
+                uri,
+                min_refetch_interval,
+                max_stale,
+                state: std::sync::Mutex::new(State::default()),
+                generation: tokio::sync::watch::Sender::new(0),
+                fetches: AtomicU64::new(0),
+            }),
         }
     }
 
     pub(super) fn uri(&self) -> &str {
-        &self.uri
+        &self.shared.uri
     }
 
     pub(super) fn fetches(&self) -> u64 {
-        self.fetches.load(Ordering::Relaxed)
-    }
-
-    fn snapshot(&self) -> Option<(Arc<VerificationKeys>, Instant, Duration)> {
-        let guard = match self.cached.read() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        guard
-            .as_ref()
-            .map(|c| (Arc::clone(&c.keys), c.fetched, c.max_age))
-    }
-
-    fn last_attempt(&self) -> Option<Instant> {
-        match self.last_attempt.lock() {
-            Ok(g) => *g,
-            Err(poisoned) => *poisoned.into_inner(),
-        }
+        self.shared.fetches.load(Ordering::Relaxed)
     }
 
     /// The keys to verify with. `unknown_kid` asks for a refetch even while
-    /// the cache is fresh, within the refetch limits.
+    /// the cache is fresh, within the refetch limits, and waits for it.
     pub(super) async fn keys(&self, unknown_kid: bool) -> Option<Arc<VerificationKeys>> {
-        let current = self.snapshot();
-        let fresh = current
-            .as_ref()
-            .is_some_and(|(_, fetched, max_age)| fetched.elapsed() < *max_age);
-        let throttled = self
-            .last_attempt()
-            .is_some_and(|t| t.elapsed() < self.min_refetch_interval);
-        if fresh && (!unknown_kid || throttled) {
-            return current.map(|(keys, _, _)| keys);
-        }
-        // One fetch at a time; whoever waited uses what the fetch brought.
-        let started = Instant::now();
-        let _single = self.fetch_lock.lock().await;
-        if self.last_attempt().is_some_and(|t| t >= started) {
-            return self.usable();
-        }
-        self.fetch().await;
-        self.usable()
-    }
-
-    /// Cached keys unless they are older than `max_stale`.
-    fn usable(&self) -> Option<Arc<VerificationKeys>> {
-        self.snapshot()
-            .filter(|(_, fetched, max_age)| fetched.elapsed() < *max_age + self.max_stale)
-            .map(|(keys, _, _)| keys)
-    }
-
-    async fn fetch(&self) {
-        match self.last_attempt.lock() {
-            Ok(mut g) => *g = Some(Instant::now()),
-            Err(poisoned) => *poisoned.into_inner() = Some(Instant::now()),
-        }
-        self.fetches.fetch_add(1, Ordering::Relaxed);
-        match self.download().await {
-            Ok((keys, max_age)) => {
-                let fresh = Cached {
-                    keys: Arc::new(keys),
-                    fetched: Instant::now(),
-                    max_age,
-                };
-                match self.cached.write() {
-                    Ok(mut g) => *g = Some(fresh),
-                    Err(poisoned) => *poisoned.into_inner() = Some(fresh),
+        let shared = &self.shared;
+        let mut done = {
+            let mut state = shared.state();
+            let now = Instant::now();
+            let fresh = state
+                .cached
+                .as_ref()
+                .is_some_and(|c| now.saturating_duration_since(c.fetched) < c.max_age);
+            if fresh && !unknown_kid {
+                return shared.usable(&state, now);
+            }
+            if !state.in_flight {
+                let within =
+                    |t: &Instant| now.saturating_duration_since(*t) < shared.min_refetch_interval;
+                let backing_off = state.failed_at.as_ref().is_some_and(within);
+                let throttled = fresh && state.last_completed.as_ref().is_some_and(within);
+                if backing_off || throttled {
+                    return shared.usable(&state, now);
+                }
+                state.in_flight = true;
+                self.start_fetch();
+            }
+            // Expired but still usable keys serve at once; only a caller
+            // with an unknown kid, or with nothing usable, waits.
+            if !unknown_kid {
+                if let Some(keys) = shared.usable(&state, now) {
+                    return Some(keys);
                 }
             }
-            Err(e) => log::warn!("JWKS {}: {e}; keeping the cached keys", self.uri),
-        }
+            shared.generation.subscribe()
+        };
+        // An error means the sender is gone, which cannot happen while
+        // `self` holds it; either way the state below is the answer.
+        let _ = done.changed().await;
+        shared.usable(&shared.state(), Instant::now())
     }
 
+    /// Runs one fetch as its own task, so a caller that gives up (a client
+    /// disconnecting) cannot cancel the fetch others are waiting for.
+    fn start_fetch(&self) {
+        let shared = Arc::clone(&self.shared);
+        shared.fetches.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let mut done = FetchDone {
+                shared: Arc::clone(&shared),
+                succeeded: false,
+            };
+            let result = tokio::time::timeout(FETCH_TIMEOUT, shared.download())
+                .await
+                .unwrap_or_else(|_| Err("timed out".to_owned()));
+            match result {
+                Ok((keys, max_age)) => {
+                    let mut state = shared.state();
+                    state.cached = Some(Cached {
+                        keys: Arc::new(keys),
+                        fetched: Instant::now(),
+                        max_age,
+                    });
+                    done.succeeded = true;
+                }
+                Err(e) => log::warn!("JWKS {}: {e}; keeping the cached keys", shared.uri),
+            }
+            drop(done);
+        });
+    }
+}
+
+impl Shared {
     async fn download(&self) -> Result<(VerificationKeys, Duration), String> {
         #[derive(Deserialize)]
         struct Document {

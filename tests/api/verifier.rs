@@ -8,6 +8,7 @@ use std::time::Duration;
 use actix_web::{App, HttpResponse, test as atest, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures_util::FutureExt;
 use serde_json::json;
 use tessera::token::verify::VerifyError;
 use tessera::verifier::{BearerToken, Rejection, RequiredScope, Verifier};
@@ -62,26 +63,122 @@ both_backends! {
     }
 }
 
+/// A token like `token` but naming a kid the issuer never published.
+fn with_unknown_kid(token: &str, kid: &str) -> String {
+    let (_, rest) = token.split_once('.').expect("parts");
+    let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": kid});
+    format!("{}.{rest}", URL_SAFE_NO_PAD.encode(header.to_string()))
+}
+
+/// Verifies one forged-kid token per kid in `kids`, all at once.
+async fn flood(verifier: &Verifier, token: &str, kids: std::ops::Range<u32>) {
+    let checks = kids.map(|i| {
+        let forged = with_unknown_kid(token, &format!("forged-{i}"));
+        let verifier = verifier.clone();
+        async move { verifier.verify(&forged, verifier.expectations()).await }
+    });
+    for result in futures_util::future::join_all(checks).await {
+        assert_eq!(result, Err(Rejection::Invalid(VerifyError::UnknownKey)));
+    }
+}
+
 both_backends! {
-    async fn a_flood_of_unknown_kids_causes_at_most_one_jwks_fetch(backend) {
+    async fn a_flood_of_unknown_kids_causes_one_jwks_fetch_per_interval(backend) {
         let app = spawn_app(&backend).await;
+        let client = app.create_client(spec("read", &[API])).await;
+        let interval = Duration::from_secs(2);
+        let verifier = Verifier::builder(app.issuer.clone(), API)
+            .clock(app.clock.clone())
+            .min_refetch_interval(interval)
+            .discover()
+            .await
+            .expect("discovery");
+        let token = app.access_token(&client).await;
+        // Past the interval since discovery's fetch, an unknown kid may
+        // cause a fetch: exactly one, joined by every concurrent caller.
+        actix_web::rt::time::sleep(interval + Duration::from_millis(200)).await;
+        let before = verifier.jwks_fetches();
+        flood(&verifier, &token, 0..200).await;
+        assert_eq!(verifier.jwks_fetches() - before, 1, "one fetch for the whole flood");
+        // Straight after it, well within the interval, none at all.
+        flood(&verifier, &token, 200..400).await;
+        assert_eq!(verifier.jwks_fetches() - before, 1, "no fetch within the interval");
+        assert!(verifier.verify(&token, verifier.expectations()).await.is_ok(), "genuine tokens still pass");
+    }
+}
+
+both_backends! {
+    async fn expired_keys_are_refetched_once_however_many_requests_need_them(backend) {
+        let app = spawn_app_with(&backend, |s| s.jwks_max_age = 1).await;
         let client = app.create_client(spec("read", &[API])).await;
         let verifier = verifier_for(&app).await;
         let token = app.access_token(&client).await;
+        actix_web::rt::time::sleep(Duration::from_millis(1200)).await;
         let before = verifier.jwks_fetches();
-        let (_, p_and_s) = token.split_once('.').expect("parts");
-        let checks = (0..200).map(|i| {
-            let forged = format!(
-                "{}.{p_and_s}",
-                URL_SAFE_NO_PAD.encode(json!({"alg": "ES256", "typ": "at+jwt", "kid": format!("forged-{i}")}).to_string())
-            );
-            let verifier = verifier.clone();
-            async move { verifier.verify(&forged, verifier.expectations()).await }
+        // The expired keys serve at once: the request that notices starts a
+        // refresh and does not wait for it.
+        let first = verifier.verify(&token, verifier.expectations()).now_or_never();
+        assert!(matches!(first, Some(Ok(_))), "answered without waiting: {first:?}");
+        let checks = (0..100).map(|_| {
+            let (verifier, token) = (verifier.clone(), token.clone());
+            async move { verifier.verify(&token, verifier.expectations()).await.map(|_| ()) }
         });
-        for result in futures_util::future::join_all(checks).await {
-            assert_eq!(result, Err(Rejection::Invalid(VerifyError::UnknownKey)));
+        let results = futures_util::future::join_all(checks).await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(verifier.jwks_fetches() - before, 1, "one refresh for a hundred requests");
+    }
+}
+
+both_backends! {
+    async fn cached_keys_outlive_an_issuer_outage_until_max_stale(backend) {
+        // A graceful stop waits for idle keep-alive connections up to the
+        // shutdown timeout; the keys' ages run meanwhile, so keep it short.
+        let app = spawn_app_with(&backend, |s| {
+            s.jwks_max_age = 1;
+            s.shutdown_timeout = 1;
+        })
+        .await;
+        let client = app.create_client(spec("read", &[API])).await;
+        let token = app.access_token(&client).await;
+        let max_stale = Duration::from_secs(4);
+        let started = std::time::Instant::now();
+        let verifier = Verifier::builder(app.issuer.clone(), API)
+            .clock(app.clock.clone())
+            .min_refetch_interval(Duration::from_secs(60))
+            .max_stale(max_stale)
+            .discover()
+            .await
+            .expect("discovery");
+        let before = verifier.jwks_fetches();
+        app.stop().await;
+        // Past max-age, the keys are stale: every request is still served
+        // from them, and the one refresh they cause fails...
+        actix_web::rt::time::sleep(Duration::from_millis(1200).saturating_sub(started.elapsed())).await;
+        let first = verifier.verify(&token, verifier.expectations()).now_or_never();
+        assert!(matches!(first, Some(Ok(_))), "answered without waiting on the issuer: {first:?}");
+        let checks = (0..100).map(|_| {
+            let (verifier, token) = (verifier.clone(), token.clone());
+            async move { verifier.verify(&token, verifier.expectations()).await.map(|_| ()) }
+        });
+        let results = futures_util::future::join_all(checks).await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        // ...after which the issuer is left alone for the refetch interval,
+        // by stale-key refreshes and unknown kids alike.
+        for _ in 0..5 {
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+            assert!(verifier.verify(&token, verifier.expectations()).await.is_ok());
+            flood(&verifier, &token, 0..20).await;
         }
-        assert!(verifier.jwks_fetches() - before <= 1, "fetched {} times", verifier.jwks_fetches() - before);
+        assert_eq!(verifier.jwks_fetches() - before, 1, "one failed fetch, then none");
+        // Once max-age + max_stale have passed, the keys are refused: fail
+        // closed, still without asking the issuer again.
+        let dead = Duration::from_secs(1) + max_stale + Duration::from_millis(300);
+        actix_web::rt::time::sleep(dead.saturating_sub(started.elapsed())).await;
+        assert_eq!(
+            verifier.verify(&token, verifier.expectations()).await,
+            Err(Rejection::KeysUnavailable)
+        );
+        assert_eq!(verifier.jwks_fetches() - before, 1);
     }
 }
 
