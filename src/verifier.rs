@@ -287,6 +287,14 @@ impl Verifier {
         }
     }
 
+    /// When the revocation feed was last read to its end (`None` without
+    /// [`VerifierBuilder::follow_revocations`]). Revocations older than
+    /// this are known; a health check can report the verifier as stale
+    /// when it lies more than a few poll intervals back.
+    pub fn last_feed_poll(&self) -> Option<std::time::Instant> {
+        self.inner.revocations.as_ref().and_then(|l| l.last_poll())
+    }
+
     pub fn audience(&self) -> &str {
         &self.inner.expectations.audience
     }
@@ -294,7 +302,11 @@ impl Verifier {
 
 impl VerifierBuilder {
     /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 30 s, at
-    /// most 5 minutes).
+    /// most 5 minutes). When following the revocation feed, keep it at or
+    /// below the issuer's `clock_leeway` (60 s by default): the feed drops
+    /// an entry once its token's `exp` plus `clock_leeway` has passed, so a
+    /// verifier (re)started after that would accept the revoked token for
+    /// the rest of a larger leeway.
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway.min(Duration::from_secs(300));
         self
@@ -317,7 +329,7 @@ impl VerifierBuilder {
     }
 
     /// Follows the revocation feed with the credentials of a client created
-    /// with `--can-introspect`, polling every `interval`.
+    /// with `--can-introspect`, polling every `interval` (at least 100 ms).
     pub fn follow_revocations(
         mut self,
         client_id: impl Into<String>,
@@ -327,7 +339,9 @@ impl VerifierBuilder {
         self.feed = Some(FeedCredentials {
             client_id: client_id.into(),
             client_secret: client_secret.into(),
-            interval,
+            // `tokio::time::interval` panics on zero, and a tighter loop
+            // would only load the issuer.
+            interval: interval.max(Duration::from_millis(100)),
         });
         self
     }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{RwLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -26,6 +26,8 @@ pub(super) struct RevocationList {
     state: RwLock<State>,
     /// One poll at a time.
     poll_lock: tokio::sync::Mutex<()>,
+    /// When the last poll that read the feed to its end finished.
+    last_poll: std::sync::Mutex<Option<Instant>>,
 }
 
 #[derive(Deserialize)]
@@ -60,6 +62,14 @@ impl RevocationList {
             authorization,
             state: RwLock::new(State::default()),
             poll_lock: tokio::sync::Mutex::new(()),
+            last_poll: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub(super) fn last_poll(&self) -> Option<Instant> {
+        match self.last_poll.lock() {
+            Ok(g) => *g,
+            Err(poisoned) => *poisoned.into_inner(),
         }
     }
 
@@ -83,6 +93,7 @@ impl RevocationList {
     /// validator accepts any more.
     pub(super) async fn poll(&self, now: UnixSeconds, leeway: i64) -> Result<(), String> {
         let _one = self.poll_lock.lock().await;
+        let mut caught_up = false;
         for _ in 0..MAX_PAGES_PER_POLL {
             let cursor = match self.state.read() {
                 Ok(g) => g.cursor,
@@ -120,7 +131,16 @@ impl RevocationList {
             }
             state.cursor = state.cursor.max(page.next);
             if !page.more {
+                caught_up = true;
                 break;
+            }
+        }
+        // A poll cut short by the page limit is still behind: it does not
+        // count as the verifier being current.
+        if caught_up {
+            match self.last_poll.lock() {
+                Ok(mut g) => *g = Some(Instant::now()),
+                Err(poisoned) => *poisoned.into_inner() = Some(Instant::now()),
             }
         }
         let mut state = match self.state.write() {
@@ -134,11 +154,19 @@ impl RevocationList {
     }
 }
 
-/// Polls every `interval` until the verifier is dropped.
+/// Polls every `interval` until the verifier is dropped. The ticks are
+/// counted from the start, not from the end of each poll, so a revocation
+/// is seen at most one interval plus one poll's round trip after it was
+/// committed.
 pub(super) fn follow(inner: Weak<super::Inner>, interval: Duration) {
     tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        // A slow poll delays the next tick instead of causing a burst.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is immediate; discovery has just polled.
+        ticks.tick().await;
         loop {
-            tokio::time::sleep(interval).await;
+            ticks.tick().await;
             let Some(inner) = inner.upgrade() else {
                 return;
             };
