@@ -38,7 +38,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde::Deserialize;
 
-pub use extractor::{BearerOptions, BearerToken, NoScope, RequiredScope};
+pub use extractor::{BearerOptions, BearerToken, FORM_BODY_LIMIT, NoScope, RequiredScope};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::token::access::AccessTokenClaims;

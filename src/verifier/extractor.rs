@@ -3,11 +3,12 @@
 //! and answers everything else as RFC 6750 §3 says.
 //!
 //! The token is read from the `Authorization` header. A token in the query
-//! string (RFC 6750 §2.3) is refused unless the app opts in with
-//! [`BearerOptions`]: URLs end up in logs, proxies and browser histories,
-//! which is why RFC 6750 §2.3 and RFC 9700 discourage it. A token in both
-//! places is always refused (RFC 6750 §2: one method per request). Tokens in
-//! a form body (§2.2) are not read.
+//! string (RFC 6750 §2.3) or in a form body (§2.2) is refused unless the app
+//! opts in with [`BearerOptions`]: URLs end up in logs, proxies and browser
+//! histories, which is why RFC 6750 §2.3 and RFC 9700 discourage the query
+//! string, and a form body is only possible on requests that have one. A
+//! token in two places is always refused (RFC 6750 §2: one method per
+//! request).
 //!
 //! ```no_run
 //! use actix_web::{get, web, App, HttpServer};
@@ -34,11 +35,18 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 
-use actix_web::http::{StatusCode, header};
-use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
+use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
 
 use super::{Expectations, Rejection, Verifier};
 use crate::token::access::AccessTokenClaims;
+
+/// What `Payload::Stream` holds (actix-web does not re-export the alias).
+type BoxedPayloadStream =
+    Pin<Box<dyn futures_util::Stream<Item = Result<web::Bytes, PayloadError>>>>;
 
 /// The scopes a handler requires; every one must be in the token's `scope`.
 pub trait RequiredScope {
@@ -57,7 +65,18 @@ impl RequiredScope for NoScope {
 pub struct BearerOptions {
     /// Accept `?access_token=` when no `Authorization` header is sent.
     pub allow_query_token: bool,
+    /// Accept an `access_token` field in an
+    /// `application/x-www-form-urlencoded` body of a POST, PUT or PATCH
+    /// (RFC 6750 §2.2). The extractor then reads the body (at most
+    /// [`FORM_BODY_LIMIT`] bytes) and hands the same bytes on, so extractors
+    /// after it in the handler's arguments (`web::Form`, `web::Bytes`) still
+    /// see the whole body, the `access_token` field included.
+    pub allow_form_token: bool,
 }
+
+/// The largest form body the extractor reads when looking for a token;
+/// a larger one is answered `413`.
+pub const FORM_BODY_LIMIT: usize = 64 * 1024;
 
 /// A verified access token carrying the scopes `S` requires.
 pub struct BearerToken<S: RequiredScope = NoScope> {
@@ -97,11 +116,13 @@ fn challenge(
 }
 
 /// The token from the request, or the RFC 6750 error for its absence or
-/// malformation.
+/// malformation. `form` holds the `access_token` fields of the body when the app allows
+/// form tokens and the request has a form body, `None` otherwise.
 fn bearer(
     req: &HttpRequest,
     realm: &str,
     options: BearerOptions,
+    form: Option<Vec<String>>,
 ) -> Result<String, actix_web::Error> {
     let bad = |description| {
         challenge(
@@ -121,6 +142,21 @@ fn bearer(
         .split('&')
         .any(|p| p == "access_token" || p.starts_with("access_token="));
     let mut values = req.headers().get_all(header::AUTHORIZATION);
+    let in_form = form.unwrap_or_default();
+    let places = usize::from(req.headers().contains_key(header::AUTHORIZATION))
+        + usize::from(query_named)
+        + usize::from(!in_form.is_empty());
+    if places > 1 {
+        return Err(bad("send the token in one place only"));
+    }
+    if !in_form.is_empty() {
+        return match in_form.as_slice() {
+            [token] if !token.is_empty() && !token.contains(char::is_whitespace) => {
+                Ok(token.clone())
+            }
+            _ => Err(bad("malformed access_token")),
+        };
+    }
     let Some(value) = values.next() else {
         if query_named {
             if !options.allow_query_token {
@@ -137,9 +173,6 @@ fn bearer(
         // RFC 6750 §3.1: no credentials, no error code.
         return Err(challenge(StatusCode::UNAUTHORIZED, realm, None, None));
     };
-    if query_named {
-        return Err(bad("send the token in one place only"));
-    }
     if values.next().is_some() {
         return Err(bad("more than one Authorization header"));
     }
@@ -157,13 +190,91 @@ fn bearer(
     Ok(token.to_owned())
 }
 
+/// RFC 6750 §2.2: a form body of a method whose body has defined
+/// semantics (never GET), single-part `application/x-www-form-urlencoded`.
+fn has_form_body(req: &HttpRequest) -> bool {
+    let method = req.method();
+    let body_method = method == Method::POST || method == Method::PUT || method == Method::PATCH;
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| {
+            essence
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    body_method && form
+}
+
+/// The body we read, handed on to the extractors after us.
+type Replay = tokio::sync::oneshot::Sender<Result<web::Bytes, PayloadError>>;
+
+/// Puts a stream in place of the request's payload that yields, once
+/// `Replay` is fed, exactly the bytes this extractor read; returns the
+/// original payload to read.
+fn intercept(payload: &mut Payload) -> (Payload, Replay) {
+    let (replay, replayed) = tokio::sync::oneshot::channel();
+    let original = payload.take();
+    let stream = futures_util::stream::once(async move {
+        replayed
+            .await
+            .unwrap_or(Err(PayloadError::Incomplete(None)))
+    });
+    let boxed: BoxedPayloadStream = Box::pin(stream);
+    *payload = Payload::from(boxed);
+    (original, replay)
+}
+
+/// Reads the whole form body, gives it to `replay`, and returns the values
+/// of its `access_token` fields.
+async fn form_tokens(mut body: Payload, replay: Replay) -> Result<Vec<String>, actix_web::Error> {
+    let mut buffer = web::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                let _ = replay.send(Err(PayloadError::Incomplete(None)));
+                return Err(e.into());
+            }
+        };
+        if buffer.len() + chunk.len() > FORM_BODY_LIMIT {
+            return Err(actix_web::error::ErrorPayloadTooLarge(
+                "form body too large",
+            ));
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    let buffer = buffer.freeze();
+    let tokens = buffer
+        .split(|b| *b == b'&')
+        .filter_map(|pair| {
+            let pair = std::str::from_utf8(pair).ok()?;
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            // Only our field's name is decoded: the handler's own fields
+            // are its business, however they are encoded.
+            if crate::form_encoding::decode_component(name)? != "access_token" {
+                return None;
+            }
+            // An undecodable value still counts, so it is refused as
+            // malformed rather than ignored.
+            Some(crate::form_encoding::decode_component(value).unwrap_or_default())
+        })
+        .collect();
+    // The handler may have stopped listening; nothing is lost then.
+    let _ = replay.send(Ok(buffer));
+    Ok(tokens)
+}
+
 impl<S: RequiredScope + 'static> FromRequest for BearerToken<S> {
     type Error = actix_web::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let verifier = req.app_data::<web::Data<Verifier>>().cloned();
         let options = req.app_data::<BearerOptions>().copied().unwrap_or_default();
+        let form = (options.allow_form_token && has_form_body(req)).then(|| intercept(payload));
         let req = req.clone();
         Box::pin(async move {
             let Some(verifier) = verifier else {
@@ -171,7 +282,11 @@ impl<S: RequiredScope + 'static> FromRequest for BearerToken<S> {
                 return Err(actix_web::error::ErrorInternalServerError("not configured"));
             };
             let realm = verifier.audience().to_owned();
-            let token = bearer(&req, &realm, options)?;
+            let in_form = match form {
+                Some((body, replay)) => Some(form_tokens(body, replay).await?),
+                None => None,
+            };
+            let token = bearer(&req, &realm, options, in_form)?;
             let expect = Expectations::new(realm.clone()).scopes(S::SCOPES.iter().copied());
             let claims = match verifier.verify(&token, &expect).await {
                 Ok(claims) => claims,

@@ -381,7 +381,7 @@ both_backends! {
         let rs = atest::init_service(
             App::new()
                 .app_data(web::Data::from(verifier))
-                .app_data(BearerOptions { allow_query_token: true })
+                .app_data(BearerOptions { allow_query_token: true, ..BearerOptions::default() })
                 .route("/read", web::get().to(read_handler)),
         )
         .await;
@@ -395,3 +395,99 @@ both_backends! {
         assert_eq!(atest::call_service(&rs, both).await.status(), 400, "one method per request");
     }
 }
+
+/// Answers with the form the handler read after the extractor: the body
+/// must reach it whole, the token field included.
+async fn note_handler(
+    _token: BearerToken<Read>,
+    form: web::Form<std::collections::BTreeMap<String, String>>,
+) -> HttpResponse {
+    let fields: Vec<&str> = form.keys().map(String::as_str).collect();
+    HttpResponse::Ok().body(format!(
+        "{} note={}",
+        fields.join(","),
+        form.get("note").map_or("", String::as_str)
+    ))
+}
+
+both_backends! {
+    async fn a_form_body_token_is_accepted_only_when_the_app_opts_in(backend) {
+        use tessera::verifier::{BearerOptions, FORM_BODY_LIMIT};
+        let app = spawn_app(&backend).await;
+        let client = app.create_client(spec("read", &[API])).await;
+        let verifier = web::Data::new(verifier_for(&app).await);
+        let token = app.access_token(&client).await;
+        let form = |method: actix_web::http::Method, body: String| {
+            atest::TestRequest::default()
+                .method(method)
+                .uri("/notes")
+                .insert_header(("content-type", "application/x-www-form-urlencoded"))
+                .set_payload(body)
+        };
+        let post = |body: String| form(actix_web::http::Method::POST, body);
+        let body = format!("note=hello+there&access_token={token}");
+        let challenge = |resp: &actix_web::dev::ServiceResponse| {
+            resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+        };
+
+        let off = atest::init_service(
+            App::new()
+                .app_data(verifier.clone())
+                .route("/notes", web::post().to(note_handler)),
+        )
+        .await;
+        let resp = atest::call_service(&off, post(body.clone()).to_request()).await;
+        assert_eq!(resp.status(), 401, "off by default: the body is not read");
+        assert!(!challenge(&resp).contains("error="), "no credentials seen: {}", challenge(&resp));
+
+        let on = atest::init_service(
+            App::new()
+                .app_data(verifier.clone())
+                .app_data(BearerOptions { allow_form_token: true, ..BearerOptions::default() })
+                .route("/notes", web::post().to(note_handler))
+                .route("/notes", web::put().to(note_handler))
+                .route("/notes", web::get().to(note_handler)),
+        )
+        .await;
+        let resp = atest::call_service(&on, post(body.clone()).to_request()).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(atest::read_body(resp).await, "access_token,note note=hello there", "the handler reads the whole body");
+        let resp = atest::call_service(&on, form(actix_web::http::Method::PUT, body.clone()).to_request()).await;
+        assert_eq!(resp.status(), 200, "PUT has a body too");
+        // With the token in the header, the form still reaches the handler.
+        let resp = atest::call_service(
+            &on,
+            post("note=hi".into()).insert_header(("authorization", format!("Bearer {token}"))).to_request(),
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(atest::read_body(resp).await, "note note=hi");
+
+        // RFC 6750 §2: one method per request.
+        for (name, req) in [
+            ("header and form", post(body.clone()).insert_header(("authorization", format!("Bearer {token}")))),
+            ("query and form", post(body.clone()).uri(&format!("/notes?access_token={token}"))),
+            ("two form fields", post(format!("{body}&access_token={token}"))),
+            ("an empty form field", post("note=x&access_token=".into())),
+        ] {
+            let resp = atest::call_service(&on, req.to_request()).await;
+            assert_eq!(resp.status(), 400, "{name}");
+            assert!(challenge(&resp).contains("error=\"invalid_request\""), "{name}: {}", challenge(&resp));
+        }
+
+        // §2.2: never from a GET, nor from anything but a single-part
+        // urlencoded form.
+        let resp = atest::call_service(&on, form(actix_web::http::Method::GET, body.clone()).to_request()).await;
+        assert_eq!(resp.status(), 401, "GET");
+        let multipart = post(body.clone()).insert_header(("content-type", "multipart/form-data; boundary=x"));
+        assert_eq!(atest::call_service(&on, multipart.to_request()).await.status(), 401, "multipart");
+
+        let forged = post(format!("note=x&access_token={}x", token)).to_request();
+        let resp = atest::call_service(&on, forged).await;
+        assert_eq!(resp.status(), 401);
+        assert!(challenge(&resp).contains("error=\"invalid_token\""));
+        let huge = post(format!("{body}&pad={}", "x".repeat(FORM_BODY_LIMIT))).to_request();
+        assert_eq!(atest::call_service(&on, huge).await.status(), 413);
+    }
+}
+
