@@ -12,16 +12,25 @@
 //! Set `FEED_CLIENT_ID` and `FEED_CLIENT_SECRET` (a client created with
 //! `--can-introspect`) to also reject revoked tokens, learned from the
 //! revocation feed every 10 seconds.
+//!
+//! The test suite serves these same routes on a real socket
+//! (`tests/api/verifier.rs`), so what this file shows is what is tested.
 
 use std::time::Duration;
 
 use actix_web::{App, HttpServer, get, web};
 use tessera::verifier::{BearerToken, RequiredScope, Verifier};
 
-struct Read;
+pub struct Read;
 
 impl RequiredScope for Read {
     const SCOPES: &'static [&'static str] = &["read"];
+}
+
+pub struct Admin;
+
+impl RequiredScope for Admin {
+    const SCOPES: &'static [&'static str] = &["admin"];
 }
 
 #[get("/hello")]
@@ -30,6 +39,17 @@ async fn hello(token: BearerToken<Read>) -> String {
         "hello, {} (scope: {})\n",
         token.claims.client_id, token.claims.scope
     )
+}
+
+#[get("/admin")]
+async fn admin(token: BearerToken<Admin>) -> String {
+    format!("welcome, administrator {}\n", token.claims.client_id)
+}
+
+/// The routes, for `App::configure`; the app must hold a
+/// `web::Data<Verifier>`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(hello).service(admin);
 }
 
 #[actix_web::main]
@@ -47,7 +67,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let verifier = web::Data::new(builder.discover().await?);
     println!("listening on http://127.0.0.1:8081/hello");
-    HttpServer::new(move || App::new().app_data(verifier.clone()).service(hello))
+    HttpServer::new(move || App::new().app_data(verifier.clone()).configure(routes))
         .bind(("127.0.0.1", 8081))?
         .run()
         .await?;

@@ -491,3 +491,78 @@ both_backends! {
     }
 }
 
+/// The example resource server of docs/resource-servers.md, compiled into
+/// the tests so that what the guide shows is what runs here.
+#[path = "../../docs/examples/resource_server.rs"]
+#[allow(dead_code)]
+mod example;
+
+both_backends! {
+    async fn the_example_resource_server_answers_over_a_real_socket(backend) {
+        use oauth2::basic::BasicClient;
+        use oauth2::{ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
+        let app = spawn_app(&backend).await;
+        let rs = resource_server(&app).await;
+        let client = app.create_client(spec("read", &[API])).await;
+        let verifier = web::Data::new(
+            Verifier::builder(app.issuer.clone(), API)
+                .clock(app.clock.clone())
+                // Polled by hand below, so the test does not wait on a timer.
+                .follow_revocations(rs.id.clone(), rs.secret.clone(), Duration::from_secs(3600))
+                .discover()
+                .await
+                .expect("discovery"),
+        );
+        let data = verifier.clone();
+        let server = actix_web::HttpServer::new(move || App::new().app_data(data.clone()).configure(example::routes))
+            .workers(1)
+            .disable_signals()
+            .bind(("127.0.0.1", 0))
+            .expect("bind");
+        let addr = *server.addrs().first().expect("an address");
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+
+        let issued = BasicClient::new(ClientId::new(client.id.clone()))
+            .set_client_secret(ClientSecret::new(client.secret.clone()))
+            .set_token_uri(TokenUrl::new(app.url("/oauth2/token")).expect("URL"))
+            .exchange_client_credentials()
+            .add_scope(Scope::new("read".to_owned()))
+            .request_async(&app.http)
+            .await
+            .expect("the oauth2 crate gets a token");
+        let token = issued.access_token().secret().clone();
+        let get = |path: &str, token: Option<&str>| {
+            let mut req = app.http.get(format!("http://{addr}{path}"));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            async move {
+                let resp = req.send().await.expect("request");
+                let challenge = resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                (resp.status().as_u16(), challenge, resp.text().await.expect("body"))
+            }
+        };
+
+        let (status, _, body) = get("/hello", Some(&token)).await;
+        assert_eq!(status, 200);
+        assert!(body.contains(&client.id), "{body}");
+
+        let (status, challenge, _) = get("/hello", None).await;
+        assert_eq!(status, 401);
+        assert_eq!(challenge, format!("Bearer realm=\"{API}\""));
+
+        let (status, challenge, _) = get("/admin", Some(&token)).await;
+        assert_eq!(status, 403);
+        assert!(challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"admin\""), "{challenge}");
+
+        assert_eq!(app.revoke(&client, &token).await.status(), 200);
+        verifier.poll_revocations().await.expect("the feed");
+        let (status, challenge, _) = get("/hello", Some(&token)).await;
+        assert_eq!(status, 401);
+        assert!(challenge.starts_with("Bearer ") && challenge.contains("error=\"invalid_token\""), "{challenge}");
+
+        handle.stop(true).await;
+    }
+}
