@@ -737,7 +737,7 @@ fn audit(settings: &Settings, args: AuditArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let result = startup::open_database_for_command(settings).and_then(|(db, _)| {
-        crate::store::audit::list(&mut *db.conn()?, args.client.as_deref(), since, args.limit)
+        crate::audit::list(&mut *db.conn()?, args.client.as_deref(), since, args.limit)
     });
     match result {
         Ok(events) => {

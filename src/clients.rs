@@ -373,6 +373,19 @@ pub fn show(conn: &mut DbConnection, id: &str) -> Result<ClientView, ClientError
         .ok_or_else(|| ClientError::NotFound(id.to_owned()))
 }
 
+/// Up to `limit` clients in id order, after the id `after` (a page of the
+/// admin API's list).
+pub fn list_page(
+    conn: &mut DbConnection,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<ClientView>, ClientError> {
+    Ok(clients::list_page(conn, after, limit)?
+        .into_iter()
+        .map(ClientView::from)
+        .collect())
+}
+
 pub fn list(conn: &mut DbConnection) -> Result<Vec<ClientView>, ClientError> {
     Ok(clients::list_clients(conn)?
         .into_iter()

@@ -13,6 +13,8 @@ pub mod keys;
 pub mod token;
 
 #[cfg(feature = "server")]
+pub mod audit;
+#[cfg(feature = "server")]
 pub mod cli;
 #[cfg(feature = "server")]
 pub mod clients;

@@ -74,6 +74,11 @@ pub struct OAuthState {
 }
 
 impl OAuthState {
+    /// Whether the database answers a trivial query: readiness.
+    pub async fn database_reachable(&self) -> Result<(), crate::store::StoreError> {
+        self.db.run(crate::store::ping).await
+    }
+
     /// The union of the enabled clients' scopes, sorted: the metadata's
     /// `scopes_supported`.
     pub async fn supported_scopes(&self) -> Result<Vec<String>, crate::store::StoreError> {

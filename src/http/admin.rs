@@ -9,10 +9,10 @@ use serde::Deserialize;
 
 use super::HttpState;
 use crate::clients::{self, ClientError, ClientSpec, ClientUpdate};
-use crate::keys::keyset::KeySummary;
+use crate::keys::keyset::{self, KeySummary};
 use crate::keys::rotation;
 use crate::oauth::admin::{ADMIN_SCOPE, AdminAuthError, authorize};
-use crate::store::{StoreError, audit, clients as client_store, signing_keys};
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -228,16 +228,12 @@ pub async fn list_clients(
     admin(&req, &state).await?;
     let Page { after, limit } = query(&req)?;
     let limit = limit.unwrap_or(100).clamp(1, 1000);
-    let rows = db(&state, move |conn| {
-        Ok(client_store::list_page(conn, after.as_deref(), limit + 1)?)
+    let mut clients = db(&state, move |conn| {
+        Ok(clients::list_page(conn, after.as_deref(), limit + 1)?)
     })
     .await?;
-    let more = rows.len() as i64 > limit;
-    let clients: Vec<clients::ClientView> = rows
-        .into_iter()
-        .take(usize::try_from(limit).unwrap_or(0))
-        .map(clients::ClientView::from)
-        .collect();
+    let more = clients.len() as i64 > limit;
+    clients.truncate(usize::try_from(limit).unwrap_or(0));
     let next = if more {
         clients.last().map(|c| c.client_id.clone())
     } else {
@@ -450,8 +446,7 @@ pub async fn list_keys(
 ) -> Result<HttpResponse, AdminError> {
     admin(&req, &state).await?;
     let now = state.oauth.clock.now();
-    let rows = db(&state, |conn| Ok(signing_keys::list_keys(conn)?)).await?;
-    let keys: Vec<KeySummary> = rows.iter().map(|r| KeySummary::of(r, now)).collect();
+    let keys = db(&state, move |conn| Ok(keyset::summaries(conn, now)?)).await?;
     Ok(HttpResponse::Ok().json(keys))
 }
 
@@ -562,7 +557,7 @@ pub async fn read_audit(
     } = query(&req)?;
     let limit = limit.unwrap_or(100).clamp(1, 10_000);
     let events = db(&state, move |conn| {
-        Ok(audit::list(conn, client.as_deref(), since, limit)?)
+        Ok(crate::audit::list(conn, client.as_deref(), since, limit)?)
     })
     .await?;
     Ok(HttpResponse::Ok().json(events))

@@ -17,7 +17,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(state: web::Data<HttpState>) -> HttpResponse {
-    let database = state.oauth.db.run(crate::store::ping).await;
+    let database = state.oauth.database_reachable().await;
     let now = state.oauth.clock.now();
     let keys = state.oauth.keys.current(now);
     let signing_key = keys.valid_from <= now && now < keys.valid_until;

@@ -26,8 +26,8 @@ use super::kek::{KekSource, KeyEncryptionKey};
 use crate::clock::UnixSeconds;
 use crate::crypto::signing::{PreparedKey, SigningAlgorithm};
 use crate::crypto::{digest, signing};
-use crate::store::DbConnection;
 use crate::store::signing_keys::{self, SigningKeyRow};
+use crate::store::{DbConnection, StoreError};
 use crate::token::verify::{VerificationKey, VerificationKeys};
 
 /// The key new tokens are signed with.
@@ -99,6 +99,15 @@ impl LoadedKey {
 #[derive(Default)]
 pub struct KeyRing {
     keys: Vec<LoadedKey>,
+}
+
+/// Every stored key as operators see it at `now`: `keys list` and
+/// `GET /admin/keys`.
+pub fn summaries(conn: &mut DbConnection, now: UnixSeconds) -> Result<Vec<KeySummary>, StoreError> {
+    Ok(signing_keys::list_keys(conn)?
+        .iter()
+        .map(|row| KeySummary::of(row, now))
+        .collect())
 }
 
 /// A stored key as operators see it (CLI `keys list --json`, admin API).
