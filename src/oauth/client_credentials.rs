@@ -75,10 +75,7 @@ pub async fn grant(
 ) -> Result<TokenResponse, OAuthError> {
     let allowed = client_scope(&client)?;
     let scope = narrow_scope(&allowed, requested_scope)?;
-    let mut registered = split_list(&client.audiences);
-    if registered.is_empty() {
-        registered.push(state.default_audience.to_string());
-    }
+    let registered = registered_audiences(state, &client);
     let audience = narrow_audience(&registered, resources)?;
     let family_audiences = match &audience {
         _ if resources.is_empty() => registered.clone(),
@@ -149,6 +146,16 @@ async fn start_family(
         })
         .await?;
     Ok(plain.expose().to_owned())
+}
+
+/// The audiences the client may get tokens for: those registered, or the
+/// issuer's default audience for a client registered with none.
+pub fn registered_audiences(state: &OAuthState, client: &Client) -> Vec<String> {
+    let mut registered = split_list(&client.audiences);
+    if registered.is_empty() {
+        registered.push(state.default_audience.to_string());
+    }
+    registered
 }
 
 pub fn client_scope(client: &Client) -> Result<Scope, OAuthError> {

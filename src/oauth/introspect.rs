@@ -77,7 +77,10 @@ pub async fn introspect(
             && row.used_at.is_none()
             && row.expires_at > now
             && family.expires_at > now
-            && !owner.is_disabled();
+            && !owner.is_disabled()
+            // Refresh switched off for the client: the token cannot be used,
+            // so it is not active, though switching back on revives it.
+            && owner.refresh_tokens;
         if !live || !may_see(caller, &owner.id) {
             return Ok(Introspection::inactive());
         }

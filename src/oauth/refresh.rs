@@ -10,7 +10,9 @@
 //! is used up, so a family never has two live tokens.
 
 use super::audience::split_list;
-use super::client_credentials::{mint_access_token, narrow_audience, narrow_scope};
+use super::client_credentials::{
+    client_scope, mint_access_token, narrow_audience, narrow_scope, registered_audiences,
+};
 use super::scope::Scope;
 use super::{OAuthError, OAuthState, TokenResponse};
 use crate::clock::UnixSeconds;
@@ -21,6 +23,8 @@ use crate::token::secret::{PlainSecret, REFRESH_TOKEN_PREFIX, SecretHash};
 /// One message for every refused refresh token, whatever the reason: the
 /// caller learns nothing about other clients' families.
 const INVALID: &str = "the refresh token is invalid, expired or revoked";
+const AUDIENCE_GONE: &str =
+    "none of the refresh token's audiences is registered for this client any more";
 
 /// The rules, applied under the family lock. `head` is the family's live
 /// token. Grace covers exactly one case: the client presents the token whose
@@ -90,11 +94,21 @@ pub async fn grant(
     let family_scope = Scope::parse(&family.scope)
         .map_err(|_| OAuthError::Internal(format!("family {} has an invalid scope", family.id)))?;
     let grace = state.refresh.grace;
-    let checked = narrow_scope(&family_scope, requested_scope).and_then(|scope| {
-        Ok((
-            scope,
-            narrow_audience(&split_list(&family.audience), resources)?,
-        ))
+    // The client's registration as it is now caps what a refresh grants: a
+    // scope or audience taken from the client since the family began is not
+    // granted again. The family keeps its own record, so giving the client
+    // the scope back restores it.
+    let still_allowed = family_scope.within(&client_scope(&client)?);
+    let registered = registered_audiences(state, &client);
+    let still_registered: Vec<String> = split_list(&family.audience)
+        .into_iter()
+        .filter(|a| registered.contains(a))
+        .collect();
+    let checked = narrow_scope(&still_allowed, requested_scope).and_then(|scope| {
+        if still_registered.is_empty() {
+            return Err(OAuthError::InvalidGrant(AUDIENCE_GONE));
+        }
+        Ok((scope, narrow_audience(&still_registered, resources)?))
     });
     let (scope, audience) = match checked {
         Ok(granted) => granted,

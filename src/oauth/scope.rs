@@ -43,6 +43,18 @@ impl Scope {
     pub fn tokens(&self) -> &[String] {
         &self.0
     }
+
+    /// The tokens of `self` that `other` also has, in `self`'s order.
+    pub fn within(&self, other: &Scope) -> Scope {
+        let other: std::collections::HashSet<&str> = other.0.iter().map(String::as_str).collect();
+        Scope(
+            self.0
+                .iter()
+                .filter(|t| other.contains(t.as_str()))
+                .cloned()
+                .collect(),
+        )
+    }
 }
 
 impl std::fmt::Display for Scope {

@@ -646,9 +646,15 @@ both_backends! {
             assert_eq!(body["error"], "unauthorized_client");
         }
         assert!(app.token(&client, &[]).await.get("refresh_token").is_none(), "no new ones either");
+        assert_eq!(
+            app.introspect(&client, &rt).await,
+            serde_json::json!({"active": false}),
+            "a token that cannot be used is not active"
+        );
 
         cli_json(&tessera_cli(&app, &["client", "update", &client.id, "--refresh-tokens", "--json"]));
         app.sync_clients().await;
+        assert_eq!(app.introspect(&client, &rt).await["active"], true, "switched back on, it is");
         assert_eq!(refresh(&app, &client, &rt, &[]).await.0, 200, "refused requests used nothing up");
     }
 }
@@ -898,5 +904,52 @@ both_backends! {
         assert_eq!(status, INVALID_GRANT);
         assert_eq!(body["error"], "invalid_grant");
         assert_eq!(refresh(&app, &client, &rt_of(&stolen), &[]).await.0, INVALID_GRANT, "family revoked");
+    }
+}
+
+both_backends! {
+    /// Taking a scope or an audience from a client reaches its existing
+    /// families at their next refresh, as it does in Keycloak: a refresh
+    /// never grants what the client is no longer registered for. Giving it
+    /// back restores it, since the family's record is unchanged.
+    async fn a_scope_or_audience_taken_from_the_client_is_not_granted_by_a_refresh(backend) {
+        const OTHER: &str = "https://other.example.com";
+        let app = spawn_app(&backend).await;
+        let client = app.create_client(spec("read write", &[API, OTHER])).await;
+        let first = app.token(&client, &[]).await;
+        assert_eq!(first["scope"], "read write");
+        let mut rt = rt_of(&first);
+
+        let update = |args: &[&str]| {
+            let mut all = vec!["client", "update", &client.id];
+            all.extend_from_slice(args);
+            all.push("--json");
+            cli_json(&tessera_cli(&app, &all));
+        };
+        update(&["--scope", "read", "--audience", API]);
+        app.sync_clients().await;
+
+        let (status, body) = refresh(&app, &client, &rt, &[("scope", "write")]).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_scope")), "{body}");
+        let (status, body) = refresh(&app, &client, &rt, &[("resource", OTHER)]).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_target")), "{body}");
+        let (status, body) = refresh(&app, &client, &rt, &[]).await;
+        assert_eq!(status, 200, "refused requests used nothing up: {body}");
+        assert_eq!(body["scope"], "read");
+        assert_eq!(claims_of(body["access_token"].as_str().expect("at"))["aud"], API);
+        rt = rt_of(&body);
+
+        update(&["--scope", "read write", "--audience", API, "--audience", OTHER]);
+        app.sync_clients().await;
+        let (status, body) = refresh(&app, &client, &rt, &[("resource", OTHER)]).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["scope"], "read write", "restored with the registration");
+        assert_eq!(claims_of(body["access_token"].as_str().expect("at"))["aud"], OTHER);
+        rt = rt_of(&body);
+
+        update(&["--audience", "https://elsewhere.example.com"]);
+        app.sync_clients().await;
+        let (status, body) = refresh(&app, &client, &rt, &[]).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
     }
 }
