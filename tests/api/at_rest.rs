@@ -102,7 +102,7 @@ fn stored_bytes(app: &TestApp, backend: &Backend) -> Option<Vec<u8>> {
 }
 
 both_backends! {
-    async fn no_refresh_token_or_client_secret_is_stored_in_the_clear(backend) {
+    async fn no_secret_refresh_token_or_access_token_is_stored_in_the_clear(backend) {
         let app = spawn_app(&backend).await;
         let client = app.create_client(spec("read", &[API])).await;
         let first = app.token(&client, &[]).await;
@@ -111,9 +111,17 @@ both_backends! {
             .post_token(&[("grant_type", "refresh_token"), ("refresh_token", &rt1)], Some((&client.id, &client.secret)))
             .await;
         assert_eq!(resp.status(), 200);
-        let rt2 = resp.json::<serde_json::Value>().await.expect("JSON")["refresh_token"]
+        let second: serde_json::Value = resp.json().await.expect("JSON");
+        let rt2 = second["refresh_token"].as_str().expect("refresh token").to_owned();
+        let access: Vec<String> = [&first, &second]
+            .iter()
+            .map(|body| body["access_token"].as_str().expect("access token").to_owned())
+            .collect();
+        // One access token revoked, so the revocation list holds an entry.
+        assert_eq!(app.revoke(&client, &access[0]).await.status(), 200);
+        let revoked_jti = crate::helpers::claims_of(&access[0])["jti"]
             .as_str()
-            .expect("refresh token")
+            .expect("jti")
             .to_owned();
 
         let Some(stored) = stored_bytes(&app, &backend) else {
@@ -132,6 +140,16 @@ both_backends! {
             for (form, needle) in forms_of(secret) {
                 assert!(!contains(&stored, &needle), "the {what} is stored in the clear ({form})");
             }
+        }
+        // Access tokens are never stored, not even in part: the revocation
+        // list and the family's record hold the `jti`, not the token.
+        assert!(contains(&stored, revoked_jti.as_bytes()), "the revocation list is keyed by jti");
+        for token in &access {
+            let mut parts = token.split('.');
+            let (_, payload, signature) = (parts.next(), parts.next().expect("payload"), parts.next().expect("signature"));
+            assert!(!contains(&stored, token.as_bytes()), "an access token is stored");
+            assert!(!contains(&stored, payload.as_bytes()), "an access token's payload is stored");
+            assert!(!contains(&stored, signature.as_bytes()), "an access token's signature is stored");
         }
     }
 }
