@@ -6,7 +6,8 @@
 //!
 //! A used refresh token is kept until its own idle expiry, so presenting it
 //! again until then is still detected as reuse; after that it could not be
-//! used anyway.
+//! used anyway. A family goes at its absolute expiry, or as soon as its last
+//! token has gone: nothing of it can be presented any more.
 
 use diesel::prelude::*;
 
@@ -71,6 +72,16 @@ fn delete_expired(
     cutoff: UnixSeconds,
     audit_before: UnixSeconds,
 ) -> Result<Swept, diesel::result::Error> {
+    // The families losing tokens now, found through the expiry index: those
+    // left with none are dead (no token of theirs can be presented, so there
+    // is nothing to refresh and no reuse to detect) and go too, instead of
+    // lingering until their absolute expiry. A revoked family's tokens are
+    // marked used, not deleted, so it goes at their idle expiry.
+    let losing: Vec<String> = refresh_tokens::table
+        .filter(refresh_tokens::expires_at.lt(cutoff))
+        .select(refresh_tokens::family_id)
+        .distinct()
+        .load(conn)?;
     let refresh_tokens =
         diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.lt(cutoff)))
             .execute(conn)?;
@@ -79,9 +90,21 @@ fn delete_expired(
     )
     .execute(conn)?;
     // Deleting a family cascades to whatever rows of it remain.
-    let families =
+    let mut families =
         diesel::delete(refresh_families::table.filter(refresh_families::expires_at.lt(cutoff)))
             .execute(conn)?;
+    // In chunks: SQLite limits the number of bound parameters.
+    for chunk in losing.chunks(10_000) {
+        families += diesel::delete(
+            refresh_families::table
+                .filter(refresh_families::id.eq_any(chunk))
+                .filter(diesel::dsl::not(diesel::dsl::exists(
+                    refresh_tokens::table
+                        .filter(refresh_tokens::family_id.eq(refresh_families::id)),
+                ))),
+        )
+        .execute(conn)?;
+    }
     let revoked_tokens =
         diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.lt(cutoff)))
             .execute(conn)?;

@@ -953,3 +953,39 @@ both_backends! {
         assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
     }
 }
+
+both_backends! {
+    /// A family goes with its last refresh token, not only at its absolute
+    /// lifetime: one unused past the idle lifetime, and a revoked one once
+    /// its tokens reach their idle expiry. A family still in use stays,
+    /// though its used tokens go.
+    async fn a_family_whose_last_token_is_swept_goes_with_it(backend) {
+        let app = spawn_app_with(&backend, |s| s.janitor_interval = 3600).await;
+        let mut short = spec("read", &[API]);
+        short.refresh_token_ttl = Some(100);
+        short.refresh_family_ttl = Some(100_000);
+        let client = app.create_client(short).await;
+        let janitor = janitor(&app);
+        let idle = rt_of(&app.token(&client, &[]).await);
+        let revoked = rt_of(&app.token(&client, &[]).await);
+        assert_eq!(app.revoke(&client, &revoked).await.status(), 200);
+        let mut active = rt_of(&app.token(&client, &[]).await);
+        assert_eq!(counts(&app).await.families, 3);
+
+        // Past the idle lifetime and the leeway, with the active family
+        // refreshed just before, so its newest token is live.
+        app.clock.advance(99);
+        let (status, body) = refresh(&app, &client, &active, &[]).await;
+        assert_eq!(status, 200, "{body}");
+        active = rt_of(&body);
+        app.clock.advance(62);
+        sweep(&janitor).await;
+        let after = counts(&app).await;
+        assert_eq!(after.families, 1, "only the family in use is left: {after:?}");
+        assert_eq!(after.refresh_tokens, 1, "and only its live token: {after:?}");
+        assert_eq!(refresh(&app, &client, &active, &[]).await.0, 200, "and it still works");
+        for gone in [&idle, &revoked] {
+            assert_eq!(refresh(&app, &client, gone, &[]).await.0, INVALID_GRANT);
+        }
+    }
+}
