@@ -1,14 +1,12 @@
 //! The admin API: authorization per RFC 6750, and every action on both
 //! databases.
 
-use std::process::{Command, Output};
-
 use oauth2::basic::BasicClient;
 use oauth2::{ClientId, ClientSecret, TokenResponse, TokenUrl};
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{TestApp, TestClient, claims_of, spawn_app, spec};
+use crate::helpers::{TestApp, TestClient, claims_of, cli_json, spawn_app, spec, tessera_cli};
 
 const API: &str = "https://api.example.com";
 const API2: &str = "https://reports.example.com";
@@ -26,28 +24,6 @@ async fn oauth2_token(app: &TestApp, client: &TestClient) -> String {
         .access_token()
         .secret()
         .to_owned()
-}
-
-fn tessera(app: &TestApp, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(args)
-        .current_dir(app.dir.path())
-        .env("TESSERA_DATABASE_URL", &app.db.url)
-        .env("TESSERA_KEYS_DIR", &app.settings.keys_dir)
-        .env_remove("TESSERA_CONFIG")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run the tessera binary")
-}
-
-fn json_stdout(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "exit {:?}, stderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON document")
 }
 
 async fn refresh(app: &TestApp, client: &TestClient, rt: &str) -> (u16, Value) {
@@ -477,20 +453,20 @@ both_backends! {
         app.stop().await;
         assert!(app.http.get(app.url("/healthz")).send().await.is_err(), "the server is down");
 
-        let created = json_stdout(&tessera(&app, &["client", "create", "--name", "offline", "--id", "offline",
+        let created = cli_json(&tessera_cli(&app, &["client", "create", "--name", "offline", "--id", "offline",
             "--scope", "read", "--audience", API, "--json"]));
         let offline = TestClient {
             id: "offline".to_owned(),
             secret: created["client_secret"].as_str().expect("secret").to_owned(),
         };
-        let rotated = json_stdout(&tessera(&app, &["client", "rotate-secret", "kept", "--grace", "0", "--json"]));
+        let rotated = cli_json(&tessera_cli(&app, &["client", "rotate-secret", "kept", "--grace", "0", "--json"]));
         let kept_secret = rotated["client_secret"].as_str().expect("secret").to_owned();
-        let updated = json_stdout(&tessera(&app, &["client", "update", "offline", "--access-token-ttl", "90",
+        let updated = cli_json(&tessera_cli(&app, &["client", "update", "offline", "--access-token-ttl", "90",
             "--audience", API2, "--audience", API, "--can-introspect", "--json"]));
         assert_eq!(updated["audiences"], json!([API2, API]));
-        json_stdout(&tessera(&app, &["client", "update", "kept", "--refresh-token-ttl", "120",
+        cli_json(&tessera_cli(&app, &["client", "update", "kept", "--refresh-token-ttl", "120",
             "--refresh-family-ttl", "150", "--json"]));
-        json_stdout(&tessera(&app, &["client", "update", "quiet", "--no-refresh-tokens", "--json"]));
+        cli_json(&tessera_cli(&app, &["client", "update", "quiet", "--no-refresh-tokens", "--json"]));
 
         app.restart().await.expect("restart");
         // What the CLI wrote is stamped with the wall clock.
@@ -517,7 +493,7 @@ both_backends! {
         assert_eq!(refresh(&app, &kept, &rt).await.0, 400, "--refresh-token-ttl 120");
 
         assert!(app.token(&quiet, &[]).await.get("refresh_token").is_none(), "--no-refresh-tokens");
-        json_stdout(&tessera(&app, &["client", "update", "quiet", "--refresh-tokens", "--json"]));
+        cli_json(&tessera_cli(&app, &["client", "update", "quiet", "--refresh-tokens", "--json"]));
         app.sync_clients().await;
         app.catch_up_with_wall_clock(1);
         rt_of(&app.token(&quiet, &[]).await);
@@ -533,7 +509,7 @@ both_backends! {
         let two = app.create_client(spec("read", &[API])).await;
         app.token(&one, &[]).await;
 
-        let by_cli = json_stdout(&tessera(&app, &["client", "disable", &one.id, "--json"]));
+        let by_cli = cli_json(&tessera_cli(&app, &["client", "disable", &one.id, "--json"]));
         let (status, _, by_api) = call(&app, Method::POST, &format!("/admin/clients/{}/disable", two.id), Some(&admin), None).await;
         assert_eq!(status, 200);
         let keys = |v: &Value| v.as_object().expect("object").keys().cloned().collect::<Vec<_>>();

@@ -2,13 +2,13 @@
 //! server's writes syncs every commit, and no refresh token or client
 //! secret is ever stored in the clear, on either backend.
 
-use std::process::Command;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, TestDatabase, build_app, spawn_app, spec, test_settings};
+use crate::helpers::{
+    Backend, TestDatabase, build_app, database_dump, spawn_app, spec, test_settings,
+};
 
 const API: &str = "https://api.example.com";
 
@@ -62,45 +62,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Everything the database keeps, as bytes: the SQLite files (main file,
-/// write-ahead log and its index), or a `pg_dump` of the test database.
-/// `None` when `pg_dump` is not installed and the run is not under CI.
-fn stored_bytes(app: &TestApp, backend: &Backend) -> Option<Vec<u8>> {
-    match backend {
-        Backend::Sqlite => {
-            let main = app.dir.path().join("data").join("tessera.db");
-            let mut bytes = std::fs::read(&main).expect("the database file");
-            for suffix in ["-wal", "-shm"] {
-                let mut name = main.clone().into_os_string();
-                name.push(suffix);
-                if let Ok(more) = std::fs::read(&name) {
-                    bytes.extend(more);
-                }
-            }
-            Some(bytes)
-        }
-        Backend::Postgres { .. } => match Command::new("pg_dump").arg(&app.db.url).output() {
-            Ok(out) => {
-                assert!(
-                    out.status.success(),
-                    "pg_dump: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                Some(out.stdout)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "pg_dump must be installed under CI"
-                );
-                eprintln!("SKIPPED the PostgreSQL plaintext check: pg_dump is not installed");
-                None
-            }
-            Err(e) => panic!("pg_dump: {e}"),
-        },
-    }
-}
-
 both_backends! {
     async fn no_secret_refresh_token_or_access_token_is_stored_in_the_clear(backend) {
         let app = spawn_app(&backend).await;
@@ -124,7 +85,7 @@ both_backends! {
             .expect("jti")
             .to_owned();
 
-        let Some(stored) = stored_bytes(&app, &backend) else {
+        let Some(stored) = database_dump(&app, &backend) else {
             return;
         };
         // The search sees what is stored: the hashes are there, as raw bytes

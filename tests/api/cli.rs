@@ -2,51 +2,29 @@
 //! configuration errors, and a client it creates getting a token over HTTP
 //! from curl and from the oauth2 crate.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use oauth2::basic::BasicClient;
 use oauth2::{ClientId, ClientSecret, TokenResponse, TokenUrl};
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{cli_json, spawn_app, tessera_cli};
 
 const API: &str = "https://api.example.com";
-
-fn tessera(app: &TestApp, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(args)
-        .current_dir(app.dir.path())
-        .env("TESSERA_DATABASE_URL", &app.db.url)
-        .env("TESSERA_KEYS_DIR", &app.settings.keys_dir)
-        .env_remove("TESSERA_CONFIG")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run the tessera binary")
-}
-
-fn json_stdout(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "exit {:?}, stderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON document")
-}
 
 both_backends! {
     async fn client_create_json_prints_only_the_id_and_the_secret(backend) {
         let app = spawn_app(&backend).await;
-        let out = tessera(&app, &["client", "create", "--name", "billing", "--scope", "read write",
+        let out = tessera_cli(&app, &["client", "create", "--name", "billing", "--scope", "read write",
             "--audience", API, "--access-token-ttl", "120", "--json"]);
-        let created = json_stdout(&out);
+        let created = cli_json(&out);
         let fields: Vec<&String> = created.as_object().expect("object").keys().collect();
         assert_eq!(fields, ["client_id", "client_secret"]);
         let secret = created["client_secret"].as_str().expect("secret");
         assert!(secret.starts_with("tsec_"));
 
-        let shown = json_stdout(&tessera(&app, &["client", "show", created["client_id"].as_str().expect("id"), "--json"]));
+        let shown = cli_json(&tessera_cli(&app, &["client", "show", created["client_id"].as_str().expect("id"), "--json"]));
         assert_eq!(shown["name"], "billing");
         assert_eq!(shown["scope"], "read write");
         assert_eq!(shown["audiences"], serde_json::json!([API]));
@@ -60,7 +38,7 @@ both_backends! {
 both_backends! {
     async fn a_client_created_by_the_cli_gets_a_token_from_the_oauth2_crate(backend) {
         let app = spawn_app(&backend).await;
-        let created = json_stdout(&tessera(&app, &["client", "create", "--name", "svc", "--scope", "read",
+        let created = cli_json(&tessera_cli(&app, &["client", "create", "--name", "svc", "--scope", "read",
             "--audience", API, "--json"]));
         let oauth = BasicClient::new(ClientId::new(created["client_id"].as_str().expect("id").to_owned()))
             .set_client_secret(ClientSecret::new(created["client_secret"].as_str().expect("secret").to_owned()))
@@ -77,7 +55,7 @@ both_backends! {
 both_backends! {
     async fn a_client_created_by_the_cli_gets_a_token_with_curl(backend) {
         let app = spawn_app(&backend).await;
-        let created = json_stdout(&tessera(&app, &["client", "create", "--name", "svc", "--scope", "read",
+        let created = cli_json(&tessera_cli(&app, &["client", "create", "--name", "svc", "--scope", "read",
             "--audience", API, "--json"]));
         let user = format!(
             "{}:{}",
@@ -94,7 +72,7 @@ both_backends! {
         .await
         .expect("task")
         .expect("curl is installed");
-        let body = json_stdout(&out);
+        let body = cli_json(&out);
         assert_eq!(body["expires_in"], 300, "the default access-token lifetime");
         let token = body["access_token"].as_str().expect("token");
         app.verify_offline(token, API).await.expect("verifies");
@@ -112,27 +90,27 @@ both_backends! {
 both_backends! {
     async fn list_disable_and_delete_speak_json(backend) {
         let app = spawn_app(&backend).await;
-        let a = json_stdout(&tessera(&app, &["client", "create", "--name", "a", "--json"]));
-        let b = json_stdout(&tessera(&app, &["client", "create", "--name", "b", "--id", "service-b", "--json"]));
+        let a = cli_json(&tessera_cli(&app, &["client", "create", "--name", "a", "--json"]));
+        let b = cli_json(&tessera_cli(&app, &["client", "create", "--name", "b", "--id", "service-b", "--json"]));
         assert_eq!(b["client_id"], "service-b");
         let a_id = a["client_id"].as_str().expect("id");
 
-        let listed = json_stdout(&tessera(&app, &["client", "list", "--json"]));
+        let listed = cli_json(&tessera_cli(&app, &["client", "list", "--json"]));
         let ids: Vec<&str> = listed.as_array().expect("array").iter().map(|c| c["client_id"].as_str().expect("id")).collect();
         assert_eq!(ids.len(), 2);
         assert!(ids.contains(&a_id) && ids.contains(&"service-b"));
 
-        let disabled = json_stdout(&tessera(&app, &["client", "disable", a_id, "--json"]));
+        let disabled = cli_json(&tessera_cli(&app, &["client", "disable", a_id, "--json"]));
         assert_eq!(disabled["client_id"], a_id);
         assert_eq!(disabled["disabled"], true);
         assert!(disabled["tokens_valid_after"].is_i64());
-        let shown = json_stdout(&tessera(&app, &["client", "show", a_id, "--json"]));
+        let shown = cli_json(&tessera_cli(&app, &["client", "show", a_id, "--json"]));
         assert_eq!(shown["disabled"], true);
         assert!(shown["disabled_at"].is_i64());
 
-        let deleted = json_stdout(&tessera(&app, &["client", "delete", "service-b", "--json"]));
+        let deleted = cli_json(&tessera_cli(&app, &["client", "delete", "service-b", "--json"]));
         assert_eq!(deleted, serde_json::json!({"client_id": "service-b", "deleted": true}));
-        let gone = tessera(&app, &["client", "show", "service-b", "--json"]);
+        let gone = tessera_cli(&app, &["client", "show", "service-b", "--json"]);
         assert_eq!(gone.status.code(), Some(1));
         assert!(gone.stdout.is_empty());
         assert!(String::from_utf8_lossy(&gone.stderr).contains("no client"));
@@ -151,13 +129,13 @@ both_backends! {
         ] {
             let mut all = vec!["client", "create"];
             all.extend_from_slice(args);
-            let out = tessera(&app, &all);
+            let out = tessera_cli(&app, &all);
             assert_eq!(out.status.code(), Some(2), "{args:?}");
             assert!(String::from_utf8_lossy(&out.stderr).contains(flag), "{args:?}");
         }
-        let dup = tessera(&app, &["client", "create", "--name", "x", "--id", "same"]);
+        let dup = tessera_cli(&app, &["client", "create", "--name", "x", "--id", "same"]);
         assert!(dup.status.success());
-        let again = tessera(&app, &["client", "create", "--name", "x", "--id", "same"]);
+        let again = tessera_cli(&app, &["client", "create", "--name", "x", "--id", "same"]);
         assert_eq!(again.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
     }
@@ -166,7 +144,7 @@ both_backends! {
 both_backends! {
     async fn migrate_reports_an_up_to_date_database(backend) {
         let app = spawn_app(&backend).await;
-        let out = tessera(&app, &["migrate"]);
+        let out = tessera_cli(&app, &["migrate"]);
         assert!(out.status.success());
         assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
     }
@@ -240,7 +218,7 @@ fn a_config_file_is_read_and_its_errors_name_the_file() {
 both_backends! {
     async fn revoke_all_cuts_off_every_token_the_client_holds(backend) {
         let app = spawn_app(&backend).await;
-        let created = json_stdout(&tessera(&app, &["client", "create", "--name", "svc", "--scope", "read",
+        let created = cli_json(&tessera_cli(&app, &["client", "create", "--name", "svc", "--scope", "read",
             "--audience", API, "--json"]));
         let client = crate::helpers::TestClient {
             id: created["client_id"].as_str().expect("id").to_owned(),
@@ -250,7 +228,7 @@ both_backends! {
         let at = body["access_token"].as_str().expect("at");
         let rt = body["refresh_token"].as_str().expect("rt");
 
-        let done = json_stdout(&tessera(&app, &["client", "revoke-all", &client.id, "--json"]));
+        let done = cli_json(&tessera_cli(&app, &["client", "revoke-all", &client.id, "--json"]));
         assert_eq!(done["client_id"], client.id.as_str());
         assert_eq!(done["refresh_families_revoked"], 1);
         assert!(done["tokens_valid_after"].is_i64());
@@ -263,7 +241,7 @@ both_backends! {
         let fresh = app.access_token(&client).await;
         assert_eq!(app.introspect(&client, &fresh).await["active"], true, "the client keeps working");
 
-        let missing = tessera(&app, &["client", "revoke-all", "no-such-client", "--json"]);
+        let missing = tessera_cli(&app, &["client", "revoke-all", "no-such-client", "--json"]);
         assert_eq!(missing.status.code(), Some(1));
     }
 }
@@ -271,25 +249,25 @@ both_backends! {
 both_backends! {
     async fn update_and_enable_change_a_client_from_the_cli(backend) {
         let app = spawn_app(&backend).await;
-        let created = json_stdout(&tessera(&app, &["client", "create", "--name", "svc", "--scope", "read write",
+        let created = cli_json(&tessera_cli(&app, &["client", "create", "--name", "svc", "--scope", "read write",
             "--audience", API, "--id", "svc", "--json"]));
         let _ = created;
-        let updated = json_stdout(&tessera(&app, &["client", "update", "svc", "--scope", "read", "--name", "service",
+        let updated = cli_json(&tessera_cli(&app, &["client", "update", "svc", "--scope", "read", "--name", "service",
             "--access-token-ttl", "60", "--no-refresh-tokens", "--can-introspect", "--json"]));
         assert_eq!(updated["scope"], "read");
         assert_eq!(updated["name"], "service");
         assert_eq!(updated["access_token_ttl"], 60);
         assert_eq!(updated["refresh_tokens"], false);
         assert_eq!(updated["can_introspect"], true);
-        let cleared = json_stdout(&tessera(&app, &["client", "update", "svc", "--clear-audiences", "--json"]));
+        let cleared = cli_json(&tessera_cli(&app, &["client", "update", "svc", "--clear-audiences", "--json"]));
         assert_eq!(cleared["audiences"], serde_json::json!([]));
-        let bad = tessera(&app, &["client", "update", "svc", "--access-token-ttl", "0"]);
+        let bad = tessera_cli(&app, &["client", "update", "svc", "--access-token-ttl", "0"]);
         assert_eq!(bad.status.code(), Some(2));
 
-        json_stdout(&tessera(&app, &["client", "disable", "svc", "--json"]));
-        let enabled = json_stdout(&tessera(&app, &["client", "enable", "svc", "--json"]));
+        cli_json(&tessera_cli(&app, &["client", "disable", "svc", "--json"]));
+        let enabled = cli_json(&tessera_cli(&app, &["client", "enable", "svc", "--json"]));
         assert_eq!(enabled["disabled"], false);
-        let missing = tessera(&app, &["client", "enable", "nope"]);
+        let missing = tessera_cli(&app, &["client", "enable", "nope"]);
         assert_eq!(missing.status.code(), Some(1));
     }
 }

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
@@ -690,4 +690,77 @@ pub fn start_binary_logging(
         }
     });
     (child, format!("http://127.0.0.1:{port}"), log)
+}
+
+/// Runs the real `tessera` binary on the app's database and keys folder, as
+/// an operator would next to the server, with `env` added.
+pub fn tessera_cli_with(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .current_dir(app.dir.path())
+        .env("TESSERA_DATABASE_URL", &app.db.url)
+        .env("TESSERA_KEYS_DIR", &app.settings.keys_dir)
+        .env_remove("TESSERA_CONFIG")
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the tessera binary")
+}
+
+pub fn tessera_cli(app: &TestApp, args: &[&str]) -> Output {
+    tessera_cli_with(app, args, &[])
+}
+
+/// The stdout of a successful CLI run, which must be exactly one JSON
+/// document.
+pub fn cli_json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}, stderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON document")
+}
+
+/// Everything the database keeps, as bytes, the way a backup would hold it:
+/// the SQLite file with its write-ahead log and index, or a `pg_dump` of the
+/// test database. `None` when `pg_dump` is not installed and the run is not
+/// under CI (under CI that fails).
+pub fn database_dump(app: &TestApp, backend: &Backend) -> Option<Vec<u8>> {
+    match backend {
+        Backend::Sqlite => {
+            let file = app.db.url.strip_prefix("sqlite://").expect("a SQLite URL");
+            let mut bytes = std::fs::read(file).expect("the database file");
+            for suffix in ["-wal", "-shm"] {
+                if let Ok(more) = std::fs::read(format!("{file}{suffix}")) {
+                    bytes.extend(more);
+                }
+            }
+            Some(bytes)
+        }
+        Backend::Postgres { .. } => match Command::new("pg_dump")
+            .arg("--dbname")
+            .arg(&app.db.url)
+            .output()
+        {
+            Ok(out) => {
+                assert!(
+                    out.status.success(),
+                    "pg_dump: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                Some(out.stdout)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "pg_dump must be installed under CI"
+                );
+                eprintln!("SKIPPED a PostgreSQL dump check: pg_dump is not installed");
+                None
+            }
+            Err(e) => panic!("pg_dump: {e}"),
+        },
+    }
 }

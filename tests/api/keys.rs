@@ -4,7 +4,6 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::both_backends;
-use crate::helpers::Backend;
 use crate::helpers::{build_app, spawn_app, spec};
 
 const API: &str = "https://api.example.com";
@@ -188,47 +187,6 @@ fn find_any<'a>(dump: &[u8], needles: &'a HashMap<Vec<u8>, String>) -> Option<(u
     })
 }
 
-/// What a backup of the database holds: the SQLite file and its WAL as
-/// bytes on disk, or PostgreSQL's `pg_dump`. `None` when pg_dump is missing
-/// outside CI.
-fn dump(app: &crate::helpers::TestApp, backend: &Backend) -> Option<Vec<u8>> {
-    match backend {
-        Backend::Sqlite => {
-            let file = app.db.url.strip_prefix("sqlite://").expect("a SQLite URL");
-            let mut bytes = std::fs::read(file).expect("the database file");
-            if let Ok(wal) = std::fs::read(format!("{file}-wal")) {
-                bytes.extend(wal);
-            }
-            Some(bytes)
-        }
-        Backend::Postgres { .. } => {
-            match std::process::Command::new("pg_dump")
-                .arg("--dbname")
-                .arg(&app.db.url)
-                .output()
-            {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    assert!(
-                        std::env::var_os("CI").is_none(),
-                        "pg_dump must be installed under CI"
-                    );
-                    eprintln!("SKIPPED the PostgreSQL dump check: pg_dump is not available");
-                    None
-                }
-                Err(e) => panic!("pg_dump: {e}"),
-                Ok(out) => {
-                    assert!(
-                        out.status.success(),
-                        "pg_dump: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                    Some(out.stdout)
-                }
-            }
-        }
-    }
-}
-
 both_backends! {
     async fn a_database_dump_holds_no_plaintext_private_key(backend) {
         use tessera::crypto::signing::SigningAlgorithm;
@@ -306,7 +264,7 @@ both_backends! {
             &mut secret,
         );
 
-        let Some(dump) = dump(&app, &backend) else {
+        let Some(dump) = crate::helpers::database_dump(&app, &backend) else {
             return;
         };
         // The dump is real: every key's public half is in it.

@@ -2,7 +2,7 @@
 //! the grace window, and the janitor keeping the tables bounded.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Output};
+use std::process::Child;
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -16,8 +16,8 @@ use tessera::store::schema::{refresh_families, refresh_tokens};
 
 use crate::both_backends;
 use crate::helpers::{
-    ProcessConfig, TestApp, TestClient, basic_header, claims_of, encode_form, spawn_app,
-    spawn_app_with, spec, start_binary,
+    ProcessConfig, TestApp, TestClient, basic_header, claims_of, cli_json, encode_form, spawn_app,
+    spawn_app_with, spec, start_binary, tessera_cli,
 };
 
 const API: &str = "https://api.example.com";
@@ -94,30 +94,6 @@ async fn resource_server(app: &TestApp) -> TestClient {
     let mut rs = spec("", &[]);
     rs.can_introspect = true;
     app.create_client(rs).await
-}
-
-/// Runs the real `tessera` binary on the test's database and keys, as
-/// `tests/api/cli.rs` does.
-fn tessera_cli(app: &TestApp, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(args)
-        .current_dir(app.dir.path())
-        .env("TESSERA_DATABASE_URL", &app.db.url)
-        .env("TESSERA_KEYS_DIR", &app.settings.keys_dir)
-        .env_remove("TESSERA_CONFIG")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run the tessera binary")
-}
-
-fn cli_json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "exit {:?}, stderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout is one JSON document")
 }
 
 /// For every family: how many of its refresh tokens are unused and
