@@ -17,6 +17,13 @@
 //! Optionally it follows the revocation feed and rejects revoked `jti`s and
 //! tokens issued before a client cut-off.
 //!
+//! Signatures are checked by `jsonwebtoken`, through its process-wide
+//! `CryptoProvider`. Building a `Verifier` installs Tessera's `ring`
+//! provider ([`crate::crypto::jwt_provider::RING_PROVIDER`], no HMAC) unless
+//! the application installed one before; an application that uses
+//! `jsonwebtoken` itself installs its own first, and verification works
+//! with it too (the algorithm is pinned by the key either way).
+//!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use tessera::verifier::Verifier;
@@ -379,6 +386,9 @@ impl VerifierBuilder {
             introspection_endpoint: Option<String>,
         }
         require_secure(&self.issuer)?;
+        // Before any verification, so which provider serves the process does
+        // not depend on which token arrives first.
+        crate::crypto::jwt_provider::install();
         let http = match self.http {
             Some(http) => http,
             None => reqwest::Client::builder()

@@ -1,9 +1,24 @@
-//! A `jsonwebtoken` [`CryptoProvider`] backed by `ring`.
+//! A `jsonwebtoken` [`CryptoProvider`] backed by `ring`, through which every
+//! access token is signed (`jsonwebtoken::encode` in `token::access`) and
+//! verified (`jsonwebtoken::decode` in `token::verify`).
 //!
 //! `jsonwebtoken` ships providers for aws-lc-rs and RustCrypto; compiling
 //! either would add a second crypto stack beside `ring`. This one covers the
 //! asymmetric algorithms only: HMAC (`HS*`) is refused outright, which closes
 //! the HS/RS key-confusion attacks (RFC 8725 §3.1) at the lowest level.
+//!
+//! `jsonwebtoken` asks the provider for a signer on every `encode`, handing
+//! it only the PKCS#8 bytes, and parsing a PKCS#8 document costs more than
+//! an ES256 signature. So the signer factory first looks the key up among
+//! the keys already parsed: a [`PreparedEncodingKey`] parses its key once
+//! and registers the ring key pair under a SHA-256 fingerprint of the
+//! algorithm and the PKCS#8 bytes. The registry holds only weak references,
+//! so a key leaves memory when its last `PreparedEncodingKey` is dropped
+//! (once a key set without it is installed); any other `EncodingKey` is
+//! parsed per call, as `jsonwebtoken` expects.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock, Weak};
 
 use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
 use jsonwebtoken::errors::{ErrorKind, Result};
@@ -15,14 +30,18 @@ use ring::signature::{
     RsaPublicKeyComponents, UnparsedPublicKey, VerificationAlgorithm,
 };
 
-use super::{digest, random};
+use super::signing::{PreparedKey, SigningAlgorithm};
+use super::{CryptoError, digest, random};
 
 /// Installs the provider for this process. Safe to call more than once: the
-/// first installation wins and later calls are no-ops.
+/// first installation wins and later calls are no-ops (one atomic load), so
+/// minting and verification call it too and never depend on start-up order.
 pub fn install() {
     // An Err means a provider is already installed. If it is this one, fine;
     // if another crate in the process installed a different one, signing and
-    // verification still go through jsonwebtoken's API and keep working.
+    // verification still go through jsonwebtoken's API and keep working
+    // (algorithm pinned by our key, key family checked by jsonwebtoken), only
+    // without this module's key cache.
     let _ = RING_PROVIDER.install_default();
 }
 
@@ -38,7 +57,94 @@ pub static RING_PROVIDER: CryptoProvider = CryptoProvider {
     },
 };
 
+/// A private key ready for `jsonwebtoken::encode`, parsed once.
+///
+/// Holds the PKCS#8 document in jsonwebtoken's [`EncodingKey`] (which
+/// zeroizes it on drop) and keeps the parsed ring key pair registered for
+/// the signer factory as long as it lives. Its `Debug` shows only the
+/// algorithm.
+pub struct PreparedEncodingKey {
+    alg: SigningAlgorithm,
+    encoding: EncodingKey,
+    /// Never read: holding it keeps the registry's weak reference alive.
+    _parsed: Arc<PreparedKey>,
+}
+
+impl std::fmt::Debug for PreparedEncodingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedEncodingKey")
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PreparedEncodingKey {
+    /// Parses `pkcs8` as a key of `alg` (an error if it is not one) and
+    /// registers the key pair, or reuses the one registered for the same key.
+    pub fn from_pkcs8(
+        alg: SigningAlgorithm,
+        pkcs8: &[u8],
+    ) -> std::result::Result<Self, CryptoError> {
+        let parsed = Arc::new(PreparedKey::from_pkcs8(alg, pkcs8)?);
+        let fingerprint = fingerprint(alg, pkcs8);
+        let mut registry = PREPARED.write().unwrap_or_else(|p| p.into_inner());
+        // Keys whose last holder is gone: drop their entries.
+        registry.retain(|_, key| key.strong_count() > 0);
+        let parsed = match registry.get(&fingerprint).and_then(Weak::upgrade) {
+            Some(registered) => registered,
+            None => {
+                registry.insert(fingerprint, Arc::downgrade(&parsed));
+                parsed
+            }
+        };
+        Ok(Self {
+            alg,
+            encoding: alg.encoding_key(pkcs8),
+            _parsed: parsed,
+        })
+    }
+
+    /// The key to pass to `jsonwebtoken::encode`.
+    pub fn encoding_key(&self) -> &EncodingKey {
+        &self.encoding
+    }
+}
+
+/// SHA-256 of what identifies a parsed key: its algorithm and its PKCS#8
+/// bytes. Only this process's own keys are ever looked up by it.
+type Fingerprint = [u8; digest::SHA256_LEN];
+
+/// Key pairs parsed by [`PreparedEncodingKey`], by fingerprint. Weak: the
+/// registry never keeps a key in memory by itself.
+static PREPARED: RwLock<BTreeMap<Fingerprint, Weak<PreparedKey>>> = RwLock::new(BTreeMap::new());
+
+fn fingerprint(alg: SigningAlgorithm, pkcs8: &[u8]) -> Fingerprint {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(alg.jws_name().as_bytes());
+    ctx.update(&[0]);
+    ctx.update(pkcs8);
+    let mut out = [0u8; digest::SHA256_LEN];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// The registered key pair for `der`, if a [`PreparedEncodingKey`] of this
+/// algorithm and these bytes is alive.
+fn prepared(alg: &Algorithm, der: &[u8]) -> Option<Arc<PreparedKey>> {
+    let alg = match alg {
+        Algorithm::ES256 => SigningAlgorithm::Es256,
+        Algorithm::EdDSA => SigningAlgorithm::EdDsa,
+        Algorithm::RS256 => SigningAlgorithm::Rs256,
+        _ => return None,
+    };
+    let fingerprint = fingerprint(alg, der);
+    let registry = PREPARED.read().unwrap_or_else(|p| p.into_inner());
+    registry.get(&fingerprint).and_then(Weak::upgrade)
+}
+
 enum SigningKey {
+    /// Parsed once by a [`PreparedEncodingKey`].
+    Prepared(Arc<PreparedKey>),
     Ecdsa(EcdsaKeyPair),
     Ed25519(Ed25519KeyPair),
     Rsa(RsaKeyPair, &'static dyn signature::RsaEncoding),
@@ -53,6 +159,7 @@ impl signature_trait::Signer<Vec<u8>> for RingSigner {
     fn try_sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, signature_trait::Error> {
         let rng = random::system();
         match &self.key {
+            SigningKey::Prepared(key) => key.sign(msg).map_err(|_| signature_trait::Error::new()),
             SigningKey::Ecdsa(pair) => pair
                 .sign(&rng, msg)
                 .map(|s| s.as_ref().to_vec())
@@ -76,6 +183,12 @@ impl JwtSigner for RingSigner {
 
 fn new_signer(alg: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>> {
     let der = key.as_bytes();
+    if let Some(parsed) = prepared(alg, der) {
+        return Ok(Box::new(RingSigner {
+            alg: *alg,
+            key: SigningKey::Prepared(parsed),
+        }));
+    }
     let rng = random::system();
     let ecdsa = |a| {
         EcdsaKeyPair::from_pkcs8(a, der, &rng)
@@ -281,6 +394,46 @@ mod tests {
         }
         let hs_key = EncodingKey::from_secret(b"secret");
         assert!(encode(&Header::new(Algorithm::HS256), &claims, &hs_key).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn a_prepared_key_is_parsed_once_and_forgotten_with_its_last_holder()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
+        install();
+        let claims: HashMap<&str, i64> = HashMap::from([("exp", i64::MAX / 2)]);
+        for alg in [SigningAlgorithm::Es256, SigningAlgorithm::EdDsa] {
+            let der = signing::generate_pkcs8(alg)?;
+            let jwt_alg = alg.jwt_algorithm();
+            assert!(prepared(&jwt_alg, &der).is_none());
+
+            let key = PreparedEncodingKey::from_pkcs8(alg, &der)?;
+            let registered = prepared(&jwt_alg, &der).ok_or("registered")?;
+            // A second holder of the same key shares the parsed pair.
+            let again = PreparedEncodingKey::from_pkcs8(alg, &der)?;
+            assert!(Arc::ptr_eq(&registered, &again._parsed));
+            assert!(Arc::ptr_eq(&registered, &key._parsed));
+            drop(registered);
+            // Another algorithm, or other bytes, never hit the entry.
+            assert!(prepared(&Algorithm::ES384, &der).is_none());
+            assert!(prepared(&jwt_alg, &der[..der.len() - 1]).is_none());
+
+            // What encode signs with verifies with the public key.
+            let token = encode(&Header::new(jwt_alg), &claims, key.encoding_key())?;
+            let public = signing::public_key(alg, &der)?.decoding_key();
+            let mut validation = Validation::new(jwt_alg);
+            validation.validate_aud = false;
+            decode::<HashMap<String, i64>>(&token, &public, &validation)?;
+
+            drop(key);
+            assert!(prepared(&jwt_alg, &der).is_some(), "one holder is left");
+            drop(again);
+            assert!(prepared(&jwt_alg, &der).is_none(), "the key left memory");
+            // Unregistered, the same bytes still sign (parsed per call).
+            let plain = alg.encoding_key(&der);
+            let token = encode(&Header::new(jwt_alg), &claims, &plain)?;
+            decode::<HashMap<String, i64>>(&token, &public, &validation)?;
+        }
         Ok(())
     }
 }

@@ -59,15 +59,6 @@ impl SigningAlgorithm {
         }
     }
 
-    /// Bytes in a signature (RSA: for a 2048-bit key; longer ones grow the
-    /// buffer once).
-    pub fn signature_len(self) -> usize {
-        match self {
-            Self::Es256 | Self::EdDsa => 64,
-            Self::Rs256 => 256,
-        }
-    }
-
     /// Which algorithm a PKCS#8 private key is for, trying each in turn.
     pub fn detect(pkcs8: &[u8]) -> Option<Self> {
         [Self::Es256, Self::EdDsa, Self::Rs256]
@@ -77,7 +68,8 @@ impl SigningAlgorithm {
 }
 
 /// A private key parsed once, for signing many tokens: parsing a PKCS#8
-/// document costs more than the signature itself for ES256.
+/// document costs more than the signature itself for ES256. The ring
+/// provider signs with it (see `jwt_provider::PreparedEncodingKey`).
 pub struct PreparedKey {
     pair: Pair,
 }
@@ -152,6 +144,28 @@ pub enum PublicKey {
     Rsa { n: Vec<u8>, e: Vec<u8> },
 }
 
+impl PublicKey {
+    /// The `jsonwebtoken` key that verifies with this public key: the SEC 1
+    /// uncompressed point for P-256 (what `DecodingKey::from_ec_components`
+    /// builds), the raw key for Ed25519, the components for RSA. Which
+    /// algorithm it verifies is decided by the caller's `Validation`, and
+    /// the ring provider refuses a key of another family.
+    pub fn decoding_key(&self) -> jsonwebtoken::DecodingKey {
+        use jsonwebtoken::DecodingKey;
+        match self {
+            Self::P256 { x, y } => {
+                let mut point = Vec::with_capacity(1 + x.len() + y.len());
+                point.push(0x04);
+                point.extend_from_slice(x);
+                point.extend_from_slice(y);
+                DecodingKey::from_ec_der(&point)
+            }
+            Self::Ed25519 { x } => DecodingKey::from_ed_der(x),
+            Self::Rsa { n, e } => DecodingKey::from_rsa_raw_components(n, e),
+        }
+    }
+}
+
 pub fn generate_pkcs8(alg: SigningAlgorithm) -> Result<Vec<u8>, CryptoError> {
     let rng = random::system();
     let doc = match alg {
@@ -214,36 +228,6 @@ pub(crate) fn split_uncompressed_p256(point: &[u8]) -> Result<PublicKey, CryptoE
             })
         }
         _ => Err(CryptoError::KeyRejected("not an uncompressed P-256 point")),
-    }
-}
-
-/// Verifies a JWS signature (RFC 7518 encoding: R‖S for ES256, raw for
-/// EdDSA) over `message`. ring rejects r or s equal to zero or not below
-/// the group order, so "psychic" signatures (CVE-2022-21449) never verify.
-pub fn verify(alg: SigningAlgorithm, key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
-    use ring::signature::{ECDSA_P256_SHA256_FIXED, ED25519, UnparsedPublicKey};
-    match (alg, key) {
-        (SigningAlgorithm::Es256, PublicKey::P256 { x, y }) => {
-            let mut point = Vec::with_capacity(65);
-            point.push(0x04);
-            point.extend_from_slice(x);
-            point.extend_from_slice(y);
-            UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
-                .verify(message, signature)
-                .is_ok()
-        }
-        (SigningAlgorithm::EdDsa, PublicKey::Ed25519 { x }) => UnparsedPublicKey::new(&ED25519, x)
-            .verify(message, signature)
-            .is_ok(),
-        (SigningAlgorithm::Rs256, PublicKey::Rsa { n, e }) => RsaPublicKeyComponents { n, e }
-            .verify(
-                &ring::signature::RSA_PKCS1_2048_8192_SHA256,
-                message,
-                signature,
-            )
-            .is_ok(),
-        // A key verifies only signatures of its own algorithm.
-        _ => false,
     }
 }
 

@@ -24,7 +24,8 @@ use super::KeyError;
 use super::jwk::{Jwks, PublicJwk};
 use super::kek::{KekSource, KeyEncryptionKey};
 use crate::clock::UnixSeconds;
-use crate::crypto::signing::{PreparedKey, SigningAlgorithm};
+use crate::crypto::jwt_provider::PreparedEncodingKey;
+use crate::crypto::signing::SigningAlgorithm;
 use crate::crypto::{digest, signing};
 use crate::store::signing_keys::{self, SigningKeyRow};
 use crate::store::{DbConnection, StoreError};
@@ -37,7 +38,7 @@ pub struct ActiveKey {
     pub alg: SigningAlgorithm,
     /// When it started signing.
     pub activated_at: UnixSeconds,
-    signer: Arc<PreparedKey>,
+    signer: Arc<PreparedEncodingKey>,
 }
 
 impl std::fmt::Debug for ActiveKey {
@@ -50,8 +51,10 @@ impl std::fmt::Debug for ActiveKey {
 }
 
 impl ActiveKey {
-    pub fn signer(&self) -> &PreparedKey {
-        &self.signer
+    /// The key for `jsonwebtoken::encode`; the ring provider signs with the
+    /// key pair parsed when the key was loaded.
+    pub fn encoding_key(&self) -> &jsonwebtoken::EncodingKey {
+        self.signer.encoding_key()
     }
 }
 
@@ -78,7 +81,7 @@ pub struct LoadedKey {
     pub jwk: PublicJwk,
     pub alg: SigningAlgorithm,
     verification: VerificationKey,
-    signer: Arc<PreparedKey>,
+    signer: Arc<PreparedEncodingKey>,
     pub publishes_at: UnixSeconds,
     pub activates_at: UnixSeconds,
     pub retires_at: Option<UnixSeconds>,
@@ -454,7 +457,9 @@ fn open_key(row: &SigningKeyRow, kek: &KeyEncryptionKey) -> Result<LoadedKey, Ke
         .verification_key()
         .ok_or_else(|| fail("public key cannot be read back".into()))?;
     Ok(LoadedKey {
-        signer: Arc::new(PreparedKey::from_pkcs8(alg, &pkcs8).map_err(|e| fail(e.to_string()))?),
+        signer: Arc::new(
+            PreparedEncodingKey::from_pkcs8(alg, &pkcs8).map_err(|e| fail(e.to_string()))?,
+        ),
         verification: VerificationKey { alg, key },
         jwk,
         alg,

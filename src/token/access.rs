@@ -41,44 +41,21 @@ pub struct AccessTokenClaims {
     pub scope: String,
 }
 
-#[cfg(feature = "server")]
-#[derive(Serialize)]
-struct Header<'a> {
-    alg: &'a str,
-    typ: &'a str,
-    kid: &'a str,
-}
-
-/// Signs `claims` as a compact JWS with the active key, which was parsed
-/// when the key set was loaded: no key parsing per token.
+/// Signs `claims` with `jsonwebtoken::encode`: header `typ: at+jwt`, the
+/// key's `kid`, and the key's algorithm. The signature is computed by the
+/// ring provider of `crypto`, with the key pair parsed when the key set was
+/// loaded: no key parsing per token.
 #[cfg(feature = "server")]
 pub fn mint(key: &ActiveKey, claims: &AccessTokenClaims) -> Result<String, MintError> {
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let header = serde_json::to_vec(&Header {
-        alg: key.alg.jws_name(),
-        typ: ACCESS_TOKEN_TYP,
-        kid: &key.kid,
-    })?;
-    let payload = serde_json::to_vec(claims)?;
-    let mut token = String::with_capacity(
-        (header.len() + payload.len()) * 4 / 3 + 8 + key.alg.signature_len() * 4 / 3,
-    );
-    URL_SAFE_NO_PAD.encode_string(&header, &mut token);
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
-    let signature = key.signer().sign(token.as_bytes())?;
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
-    Ok(token)
+    crate::crypto::jwt_provider::install();
+    let mut header = jsonwebtoken::Header::new(key.alg.jwt_algorithm());
+    header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+    header.kid = Some(key.kid.clone());
+    Ok(jsonwebtoken::encode(&header, claims, key.encoding_key())?)
 }
 
 /// Why a token could not be minted: a bug, or a broken key.
 #[cfg(feature = "server")]
 #[derive(Debug, thiserror::Error)]
-pub enum MintError {
-    #[error("cannot serialise the token: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error(transparent)]
-    Crypto(#[from] crate::crypto::CryptoError),
-}
+#[error("cannot sign the token: {0}")]
+pub struct MintError(#[from] jsonwebtoken::errors::Error);

@@ -1,30 +1,46 @@
 //! Strict verification of Tessera access tokens (RFC 9068 §4, RFC 8725).
 //!
-//! Hand-rolled on purpose: general JWT libraries leave the dangerous choices
-//! to the caller (jsonwebtoken requires only `exp` by default, never checks
-//! `typ`, and before 10.3 skipped a claim of the wrong JSON type). Here every
-//! rule is fixed:
+//! The signature and the registered claims are checked by
+//! `jsonwebtoken::decode`, through the ring provider of `crypto`, with a
+//! `Validation` built here; every choice a library default would leave
+//! open is fixed, and the rules `jsonwebtoken` does not know are checked
+//! around it:
 //!
 //! - compact JWS only: exactly three non-empty base64url parts, unpadded,
 //!   canonical; at most [`MAX_TOKEN_LEN`] bytes;
 //! - the header holds exactly `alg`, `typ` and `kid` (a `jku`, `x5u`, `jwk`,
-//!   `crit`, `cty` or any other member is refused, never followed), each
-//!   once; `typ` is `at+jwt` or `application/at+jwt`;
+//!   `x5c`, `crit`, `cty` or any other member is refused, never followed),
+//!   each once; `typ` is `at+jwt` or `application/at+jwt` (jsonwebtoken
+//!   checks neither);
 //! - the key is looked up by `kid` among the published keys only, and the
-//!   algorithm is the key's: a header claiming another is refused;
-//! - the claims are exactly Tessera's, each of its JSON type, each once;
-//! - `iss` is compared byte for byte; `exp`, `nbf` and `iat` are checked
-//!   with an explicit leeway.
+//!   algorithm is the key's: a header claiming another is refused, and the
+//!   `Validation` allows only the key's algorithm, never the header's;
+//! - the claims are exactly Tessera's, each of its JSON type, each once
+//!   (deserialised into a struct that denies unknown and duplicate fields),
+//!   and all are listed in `required_spec_claims`, so `jsonwebtoken` (11,
+//!   after the 10.3 fix) refuses an `exp`, `nbf`, `iss`, `sub` or `aud`
+//!   that is missing or of the wrong type;
+//! - `iss` must equal the issuer byte for byte; `aud` must hold the
+//!   expected audience when one is expected;
+//! - `exp`, `nbf` and `iat` are compared here with the caller's `now` and
+//!   its two leeways. `jsonwebtoken` would compare them with
+//!   `SystemTime::now()`, which cannot be injected (time comes only through
+//!   `clock::Clock`, and tests move it by days), with one leeway for both
+//!   and a token still valid at its `exp` second; so its time checks are
+//!   off, and its presence and type checks on.
 
 use std::collections::HashMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Validation;
+use jsonwebtoken::errors::ErrorKind;
 use serde::Deserialize;
 
 use super::access::{ACCESS_TOKEN_TYP, AccessTokenClaims, Audience};
 use crate::clock::UnixSeconds;
-use crate::crypto::signing::{self, PublicKey, SigningAlgorithm};
+use crate::crypto::jwt_provider;
+use crate::crypto::signing::{PublicKey, SigningAlgorithm};
 
 /// Tessera's tokens are well under 1 KiB; anything far larger is refused
 /// before any decoding work.
@@ -99,6 +115,22 @@ struct StrictClaims {
     scope: String,
 }
 
+/// The nine claims Tessera issues: those RFC 9068 §2.2 requires, plus `nbf`
+/// and `scope`. `jsonwebtoken` enforces the ones it knows (`exp`, `nbf`,
+/// `iss`, `sub`, `aud`: present and of their type) and ignores the rest;
+/// [`StrictClaims`] requires all nine.
+const REQUIRED_CLAIMS: [&str; 9] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "client_id",
+    "scope",
+];
+
 fn b64(part: &str) -> Result<Vec<u8>, VerifyError> {
     if part.is_empty() {
         return Err(VerifyError::Malformed);
@@ -106,6 +138,50 @@ fn b64(part: &str) -> Result<Vec<u8>, VerifyError> {
     URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| VerifyError::Malformed)
+}
+
+/// What `jsonwebtoken` checks, for a token whose header already passed.
+fn validation(alg: SigningAlgorithm, expect: &Expectations<'_>) -> Validation {
+    // The key's algorithm, and only it.
+    let mut validation = Validation::new(alg.jwt_algorithm());
+    validation.set_required_spec_claims(&REQUIRED_CLAIMS);
+    validation.set_issuer(&[expect.issuer]);
+    match expect.audience {
+        Some(audience) => validation.set_audience(&[audience]),
+        // The authorization server itself asks: any audience.
+        None => validation.validate_aud = false,
+    }
+    // Compared in `verify` with the injected clock (see the module docs).
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.leeway = 0;
+    validation
+}
+
+/// The rule a `jsonwebtoken` error stands for. The header has been checked
+/// by then, so a JSON error is in the claims, and an algorithm or key error
+/// means the published key cannot verify its own algorithm (a signature
+/// that cannot verify).
+fn refusal(error: &jsonwebtoken::errors::Error) -> VerifyError {
+    match error.kind() {
+        ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Utf8(_) => {
+            VerifyError::Malformed
+        }
+        ErrorKind::InvalidSignature
+        | ErrorKind::InvalidAlgorithm
+        | ErrorKind::MissingAlgorithm
+        | ErrorKind::InvalidEcdsaKey
+        | ErrorKind::InvalidEddsaKey
+        | ErrorKind::InvalidRsaKey(_)
+        | ErrorKind::InvalidKeyFormat
+        | ErrorKind::UnsupportedAlgorithm
+        | ErrorKind::Provider(_) => VerifyError::Signature,
+        ErrorKind::InvalidIssuer => VerifyError::Issuer,
+        ErrorKind::InvalidAudience => VerifyError::Audience,
+        ErrorKind::ExpiredSignature => VerifyError::Expired,
+        ErrorKind::ImmatureSignature => VerifyError::NotYetValid,
+        _ => VerifyError::Claims,
+    }
 }
 
 /// Verifies `token` against `keys` and `expect`; returns its claims.
@@ -123,6 +199,10 @@ pub fn verify(
     else {
         return Err(VerifyError::Malformed);
     };
+    // jsonwebtoken would take an empty signature as a wrong one.
+    if p.is_empty() || s.is_empty() {
+        return Err(VerifyError::Malformed);
+    }
     let header: StrictHeader = serde_json::from_slice(&b64(h)?).map_err(|_| VerifyError::Header)?;
     let typ_ok = header.typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
         || header.typ.eq_ignore_ascii_case("application/at+jwt");
@@ -133,24 +213,14 @@ pub fn verify(
     if header.alg != key.alg.jws_name() {
         return Err(VerifyError::Header);
     }
-    let signature = b64(s)?;
-    let signed = &token[..h.len() + 1 + p.len()];
-    if !signing::verify(key.alg, &key.key, signed.as_bytes(), &signature) {
-        return Err(VerifyError::Signature);
-    }
-    let c: StrictClaims = serde_json::from_slice(&b64(p)?).map_err(|_| VerifyError::Claims)?;
-    if c.iss != expect.issuer {
-        return Err(VerifyError::Issuer);
-    }
-    if let Some(audience) = expect.audience {
-        let ok = match &c.aud {
-            Audience::One(a) => a == audience,
-            Audience::Many(list) => list.iter().any(|a| a == audience),
-        };
-        if !ok {
-            return Err(VerifyError::Audience);
-        }
-    }
+    jwt_provider::install();
+    let c = jsonwebtoken::decode::<StrictClaims>(
+        token,
+        &key.key.decoding_key(),
+        &validation(key.alg, expect),
+    )
+    .map_err(|e| refusal(&e))?
+    .claims;
     if c.exp.saturating_add(expect.expiry_leeway) <= expect.now {
         return Err(VerifyError::Expired);
     }
