@@ -199,10 +199,8 @@ pub fn verify(
     else {
         return Err(VerifyError::Malformed);
     };
-    // jsonwebtoken would take an empty signature as a wrong one.
-    if p.is_empty() || s.is_empty() {
-        return Err(VerifyError::Malformed);
-    }
+    // The header first, so that a refused header (`alg: none` with its empty
+    // signature, say) is reported as such.
     let header: StrictHeader = serde_json::from_slice(&b64(h)?).map_err(|_| VerifyError::Header)?;
     let typ_ok = header.typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
         || header.typ.eq_ignore_ascii_case("application/at+jwt");
@@ -212,6 +210,10 @@ pub fn verify(
     let key = keys.get(&header.kid).ok_or(VerifyError::UnknownKey)?;
     if header.alg != key.alg.jws_name() {
         return Err(VerifyError::Header);
+    }
+    // jsonwebtoken would take an empty signature as a wrong one.
+    if p.is_empty() || s.is_empty() {
+        return Err(VerifyError::Malformed);
     }
     jwt_provider::install();
     let c = jsonwebtoken::decode::<StrictClaims>(
