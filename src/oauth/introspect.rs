@@ -3,9 +3,10 @@
 //! A client may introspect tokens issued to it; a client with the
 //! introspection permission (a resource server, or an operator's auditing
 //! tool) may introspect any token, refresh tokens of other clients
-//! included, as the permission says. Anything not active *for this caller* is exactly `{"active": false}` (RFC 7662
-//! §2.2), never an error: garbage, forged, expired, revoked, cut off, or
-//! another client's token all look the same.
+//! included, as the permission says. Anything not active *for this caller*
+//! is exactly `{"active": false}` (RFC 7662 §2.2), never an error: garbage,
+//! forged, expired, revoked, cut off, or another client's token all look
+//! the same.
 
 use serde::Serialize;
 
