@@ -105,17 +105,9 @@ async fn admin_call(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut req = app
-        .http
-        .request(method, app.url(path))
-        .header("authorization", format!("Bearer {token}"));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    let (status, _, body) =
+        crate::helpers::bearer_request(app, method, path, Some(token), body).await;
+    (status, body)
 }
 
 both_backends! {

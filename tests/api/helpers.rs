@@ -798,3 +798,37 @@ pub fn database_dump(app: &TestApp, backend: &Backend) -> Option<Vec<u8>> {
         },
     }
 }
+
+/// A request as the admin API gets them: `method path`, with a Bearer token
+/// and a JSON body when given. Returns the status, the `WWW-Authenticate`
+/// challenge (empty when there is none) and the body as JSON (`Null` when
+/// it is not JSON).
+pub async fn bearer_request(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, String, Value) {
+    let mut req = app.http.request(method, app.url(path));
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = resp.text().await.expect("body");
+    (
+        status,
+        challenge,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}

@@ -99,17 +99,9 @@ async fn admin_post(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut req = app.http.post(app.url(path));
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    let (status, _, body) =
+        crate::helpers::bearer_request(app, reqwest::Method::POST, path, token, body).await;
+    (status, body)
 }
 
 /// The JWKS as served, with the max-age of its `Cache-Control` header.
