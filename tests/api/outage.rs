@@ -248,24 +248,31 @@ async fn nothing_acknowledged_was_lost(
     }
 }
 
-#[actix_web::test]
-async fn postgres_cut_mid_load_answers_503_loses_nothing_and_recovers() {
-    let Some(backend) = Backend::postgres("outage::postgres_cut_mid_load") else {
-        return;
-    };
+/// A server on PostgreSQL through a relay the test can cut, with a
+/// one-second database timeout; `None` when PostgreSQL is not configured
+/// (which `Backend::postgres` reports, and fails under CI).
+async fn app_behind_a_relay(test: &str) -> Option<(TestApp, Relay)> {
+    let backend = Backend::postgres(test)?;
     let Backend::Postgres { admin_url } = &backend else {
-        return;
+        return None;
     };
     let (_, upstream) = through(admin_url, 0);
     let relay = Relay::start(upstream);
     let port = relay.port;
-    let app = Arc::new(
-        spawn_app_with(&backend, move |s| {
-            s.database_url = through(&s.database_url, port).0;
-            s.db_timeout = 1;
-        })
-        .await,
-    );
+    let app = spawn_app_with(&backend, move |s| {
+        s.database_url = through(&s.database_url, port).0;
+        s.db_timeout = 1;
+    })
+    .await;
+    Some((app, relay))
+}
+
+#[actix_web::test]
+async fn postgres_cut_mid_load_answers_503_loses_nothing_and_recovers() {
+    let Some((app, relay)) = app_behind_a_relay("outage::postgres_cut_mid_load").await else {
+        return;
+    };
+    let app = Arc::new(app);
     let client = app.create_client(spec("read", &[API])).await;
     let keys_before = app.jwks().await;
 
@@ -386,20 +393,9 @@ async fn sqlite_locked_by_another_process_answers_503_changes_nothing_and_recove
 /// the live one; once the database is back, both answers are right again.
 #[actix_web::test]
 async fn postgres_cut_introspection_answers_503_and_never_guesses() {
-    let Some(backend) = Backend::postgres("outage::postgres_cut_introspection") else {
+    let Some((app, relay)) = app_behind_a_relay("outage::postgres_cut_introspection").await else {
         return;
     };
-    let Backend::Postgres { admin_url } = &backend else {
-        return;
-    };
-    let (_, upstream) = through(admin_url, 0);
-    let relay = Relay::start(upstream);
-    let port = relay.port;
-    let app = spawn_app_with(&backend, move |s| {
-        s.database_url = through(&s.database_url, port).0;
-        s.db_timeout = 1;
-    })
-    .await;
     let mut rs = spec("", &[]);
     rs.can_introspect = true;
     let rs = app.create_client(rs).await;
