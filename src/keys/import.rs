@@ -33,9 +33,12 @@ pub fn pkcs8_from_pem(text: &str) -> Result<(SigningAlgorithm, Vec<u8>), KeyErro
         .map_err(|_| refuse("the PEM block is not valid base64"))?;
     let alg = SigningAlgorithm::detect(&der).ok_or_else(|| match rsa_modulus_bits(&der) {
         // The most likely RSA mistake is an old 1024-bit key: say so.
-        Some(bits) => KeyError::Rotation(format!(
+        Some(bits) if !(2048..=4096).contains(&bits) => KeyError::Rotation(format!(
             "unsupported key: this RSA key has {bits} bits; RS256 needs 2048 to 4096 bits"
         )),
+        // The right size, refused for something else (a small public
+        // exponent, say).
+        Some(_) => refuse("unsupported key: ring refuses this RSA key (RS256 needs a 2048- to 4096-bit key with a standard public exponent)"),
         None => refuse(
             "unsupported key: use a P-256 (ES256), Ed25519 (EdDSA) or RSA >= 2048-bit (RS256) key",
         ),
