@@ -495,6 +495,23 @@ impl Settings {
                 "must be between 0 (no client cache) and 3600 seconds",
             ));
         }
+        // A client-wide cut-off lies two intervals plus a second ahead, and
+        // tokens a server mints for the client meanwhile carry the second
+        // after it as `iat` and `nbf`: validators must absorb that with their
+        // leeway, Tessera's own included.
+        let ahead = self
+            .client_check_interval
+            .saturating_mul(2)
+            .saturating_add(1);
+        if self.client_check_interval > 0 && ahead > self.clock_leeway.unsigned_abs() {
+            return Err(invalid(
+                "TESSERA_CLIENT_CHECK_INTERVAL",
+                format!(
+                    "two intervals plus one second ({ahead} s) must not exceed TESSERA_CLOCK_LEEWAY ({} s): client-wide cut-offs are placed that far ahead; lower the interval, raise the leeway, or use 0 (no client cache)",
+                    self.clock_leeway
+                ),
+            ));
+        }
         if !(1..=3600).contains(&self.key_check_interval) {
             return Err(invalid(
                 "TESSERA_KEY_CHECK_INTERVAL",
@@ -708,6 +725,14 @@ mod tests {
             (
                 &[("TESSERA_KEY_RETENTION", "3600")][..],
                 "TESSERA_KEY_RETENTION",
+            ),
+            (
+                &[("TESSERA_CLIENT_CHECK_INTERVAL", "30")][..],
+                "TESSERA_CLIENT_CHECK_INTERVAL",
+            ),
+            (
+                &[("TESSERA_CLOCK_LEEWAY", "2")][..],
+                "TESSERA_CLIENT_CHECK_INTERVAL",
             ),
             (
                 &[("TESSERA_SIGNING_ALG", "RS256")][..],

@@ -266,13 +266,19 @@ both_backends! {
     async fn tokens_a_stale_node_mints_after_a_cut_off_elsewhere_are_covered(backend) {
         // No background check during the test: the node stays stale until
         // the test syncs it.
-        let app = spawn_app_with(&backend, |s| s.client_check_interval = 3600).await;
+        // The longest interval the leeway allows (2 × 149 + 1 ≤ 300).
+        let app = spawn_app_with(&backend, |s| {
+            s.clock_leeway = 300;
+            s.client_check_interval = 149;
+        })
+        .await;
         let settings = tessera::config::Settings {
-            client_check_interval: 3600,
+            clock_leeway: 300,
+            client_check_interval: 149,
             ..Default::default()
         };
         let timing = tessera::clients::CutoffTiming::from_settings(&settings);
-        assert_eq!(timing.propagation, 2 * 3600 + 1);
+        assert_eq!(timing.propagation, 2 * 149 + 1);
 
         let mut rs = spec("", &[]);
         rs.can_introspect = true;

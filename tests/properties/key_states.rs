@@ -99,6 +99,9 @@ impl Params {
             key_retention: MAX_ACCESS_TOKEN_TTL + self.leeway + self.retention_extra,
             clock_leeway: self.leeway,
             access_token_ttl: self.access_ttl,
+            // No client cache: it plays no part here, and its interval must
+            // fit in the leeway, which these settings draw from 0 up.
+            client_check_interval: 0,
             ..Settings::default()
         }
     }
