@@ -11,7 +11,6 @@
 use serde::Serialize;
 
 use super::{OAuthError, OAuthState};
-use crate::oauth::audience::split_list;
 use crate::store::clients::{self, Client};
 use crate::store::{refresh as refresh_store, revocation};
 use crate::token::access::Audience;
@@ -85,12 +84,17 @@ pub async fn introspect(
         if !live || !may_see(caller, &owner.id) {
             return Ok(Introspection::inactive());
         }
+        // What a refresh with this token would grant now.
+        let (scope, audiences) = super::refresh::still_granted(state, &owner, &family)?;
+        if audiences.is_empty() {
+            return Ok(Introspection::inactive());
+        }
         return Ok(Introspection {
             active: true,
-            scope: Some(family.scope),
+            scope: Some(scope.to_string()),
             sub: Some(owner.id.clone()),
             client_id: Some(owner.id),
-            aud: Some(Audience::from_list(split_list(&family.audience))),
+            aud: Some(Audience::from_list(audiences)),
             iss: Some(state.issuer.to_string()),
             exp: Some(row.expires_at.min(family.expires_at)),
             iat: Some(row.created_at),

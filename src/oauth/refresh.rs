@@ -52,6 +52,26 @@ pub fn decide(
     }
 }
 
+/// What the family may still be granted: its scope and audiences, cut down
+/// to the client's registration as it is now. A scope or audience taken
+/// from the client since the family began is not granted again; the family
+/// keeps its own record, so giving the client the scope back restores it.
+/// Refresh and introspection both answer from this.
+pub fn still_granted(
+    state: &OAuthState,
+    client: &Client,
+    family: &Family,
+) -> Result<(Scope, Vec<String>), OAuthError> {
+    let family_scope = Scope::parse(&family.scope)
+        .map_err(|_| OAuthError::Internal(format!("family {} has an invalid scope", family.id)))?;
+    let registered = registered_audiences(state, client);
+    let audiences = split_list(&family.audience)
+        .into_iter()
+        .filter(|a| registered.contains(a))
+        .collect();
+    Ok((family_scope.within(&client_scope(client)?), audiences))
+}
+
 pub async fn grant(
     state: &OAuthState,
     client: Client,
@@ -91,19 +111,8 @@ pub async fn grant(
         return Err(OAuthError::InvalidGrant(INVALID));
     }
 
-    let family_scope = Scope::parse(&family.scope)
-        .map_err(|_| OAuthError::Internal(format!("family {} has an invalid scope", family.id)))?;
     let grace = state.refresh.grace;
-    // The client's registration as it is now caps what a refresh grants: a
-    // scope or audience taken from the client since the family began is not
-    // granted again. The family keeps its own record, so giving the client
-    // the scope back restores it.
-    let still_allowed = family_scope.within(&client_scope(&client)?);
-    let registered = registered_audiences(state, &client);
-    let still_registered: Vec<String> = split_list(&family.audience)
-        .into_iter()
-        .filter(|a| registered.contains(a))
-        .collect();
+    let (still_allowed, still_registered) = still_granted(state, &client, &family)?;
     let checked = narrow_scope(&still_allowed, requested_scope).and_then(|scope| {
         if still_registered.is_empty() {
             return Err(OAuthError::InvalidGrant(AUDIENCE_GONE));

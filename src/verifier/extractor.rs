@@ -274,7 +274,19 @@ impl<S: RequiredScope + 'static> FromRequest for BearerToken<S> {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let verifier = req.app_data::<web::Data<Verifier>>().cloned();
         let options = req.app_data::<BearerOptions>().copied().unwrap_or_default();
-        let form = (options.allow_form_token && has_form_body(req)).then(|| intercept(payload));
+        // With the token in the header, a form body too large for us to read
+        // is the handler's business: it passes untouched (and a second
+        // token inside it goes unnoticed). A smaller one is still read, so
+        // a token in two places is refused.
+        let header_token = req.headers().contains_key(header::AUTHORIZATION);
+        let small = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_some_and(|n| n <= FORM_BODY_LIMIT);
+        let read_form = options.allow_form_token && has_form_body(req) && (!header_token || small);
+        let form = read_form.then(|| intercept(payload));
         let req = req.clone();
         Box::pin(async move {
             let Some(verifier) = verifier else {

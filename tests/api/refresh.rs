@@ -904,6 +904,10 @@ both_backends! {
         };
         update(&["--scope", "read", "--audience", API]);
         app.sync_clients().await;
+        // Introspection says what a refresh would grant now.
+        let seen = app.introspect(&client, &rt).await;
+        assert_eq!((seen["active"].as_bool(), seen["scope"].as_str()), (Some(true), Some("read")), "{seen}");
+        assert_eq!(seen["aud"], API);
 
         let (status, body) = refresh(&app, &client, &rt, &[("scope", "write")]).await;
         assert_eq!((status, body["error"].as_str()), (400, Some("invalid_scope")), "{body}");
@@ -925,6 +929,7 @@ both_backends! {
 
         update(&["--audience", "https://elsewhere.example.com"]);
         app.sync_clients().await;
+        assert_eq!(app.introspect(&client, &rt).await, json!({"active": false}), "nothing left to grant");
         let (status, body) = refresh(&app, &client, &rt, &[]).await;
         assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
     }
