@@ -18,7 +18,6 @@ mod writer;
 
 pub use connection::{Backend, Database, DbConnection, ErrorCounts, MigrationReport, PoolStatus};
 
-/// A round trip to the database, for readiness checks.
 /// Takes SQLite's write lock inside the current transaction with a
 /// statement that writes nothing, waiting (busy timeout) if another
 /// connection holds it, so that what the transaction reads next is already
@@ -31,6 +30,7 @@ pub(crate) fn sqlite_write_lock(
     Ok(())
 }
 
+/// A round trip to the database, for readiness checks.
 pub fn ping(conn: &mut DbConnection) -> Result<(), StoreError> {
     use diesel::RunQueryDsl;
     diesel::sql_query("SELECT 1").execute(conn)?;

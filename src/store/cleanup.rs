@@ -53,14 +53,21 @@ pub fn sweep(
     audit_before: UnixSeconds,
 ) -> Result<Option<Swept>, StoreError> {
     conn.transaction::<_, diesel::result::Error, _>(|conn| {
-        if let DbConnection::Postgres(pg) = conn {
-            let ours: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
-                "pg_try_advisory_xact_lock({JANITOR_LOCK_ID})"
-            )))
-            .get_result(pg)?;
-            if !ours {
-                return Ok(None);
+        match conn {
+            DbConnection::Postgres(pg) => {
+                let ours: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    &format!("pg_try_advisory_xact_lock({JANITOR_LOCK_ID})"),
+                ))
+                .get_result(pg)?;
+                if !ours {
+                    return Ok(None);
+                }
             }
+            // The sweep reads before it deletes (the families losing their
+            // tokens): a transaction that began as a reader could not turn
+            // into a writer once the writer thread had committed since, and
+            // SQLite would refuse it at once. Take the write lock first.
+            DbConnection::Sqlite(lite) => super::sqlite_write_lock(lite)?,
         }
         delete_expired(conn, cutoff, audit_before).map(Some)
     })
