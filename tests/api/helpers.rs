@@ -832,3 +832,17 @@ pub async fn bearer_request(
         serde_json::from_str(&text).unwrap_or(Value::Null),
     )
 }
+
+/// Signs `header.payload`, given as raw JSON text so that duplicate members
+/// and odd types survive, with a P-256 key in PKCS#8: forged tokens whose
+/// signature holds, so the check under test is the one that refuses them.
+pub fn sign_raw(pkcs8: &[u8], header: &str, payload: &str) -> String {
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng).expect("key");
+    let b64 = |data: &[u8]| URL_SAFE_NO_PAD.encode(data);
+    let signing_input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
+    let sig = pair.sign(&rng, signing_input.as_bytes()).expect("sign");
+    format!("{signing_input}.{}", b64(sig.as_ref()))
+}

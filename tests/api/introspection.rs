@@ -7,23 +7,12 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{TestApp, TestClient, claims_of, spawn_app, spawn_app_with, spec};
+use crate::helpers::{TestApp, TestClient, claims_of, sign_raw, spawn_app, spawn_app_with, spec};
 
 const API: &str = "https://api.example.com";
 
 fn b64(data: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(data)
-}
-
-/// Signs `header.payload` (given as raw JSON text, so duplicates and odd
-/// types survive) with a P-256 key in PKCS#8.
-fn sign_raw(pkcs8: &[u8], header: &str, payload: &str) -> String {
-    let rng = ring::rand::SystemRandom::new();
-    let pair =
-        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng).expect("key");
-    let signing_input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
-    let sig = pair.sign(&rng, signing_input.as_bytes()).expect("sign");
-    format!("{signing_input}.{}", b64(sig.as_ref()))
 }
 
 fn assert_inactive(answer: &Value) {

@@ -120,6 +120,21 @@ fn live_tokens_per_family(url: &str, now: i64) -> HashMap<String, (usize, bool)>
     families
 }
 
+/// After `rounds` races, one family each: no family forked (at most one
+/// live token at `now`), and every one was revoked by its race's reuse.
+async fn races_left_no_fork(url: &str, now: i64, rounds: usize) {
+    let url = url.to_owned();
+    let families = actix_web::rt::task::spawn_blocking(move || live_tokens_per_family(&url, now))
+        .await
+        .expect("task");
+    assert_eq!(families.len(), rounds, "one family per round");
+    assert_no_family_forked(&families);
+    assert!(
+        families.values().all(|(_, revoked)| *revoked),
+        "every raced family was revoked"
+    );
+}
+
 /// No family has two live refresh tokens (a forked chain), and a revoked
 /// one has none.
 fn assert_no_family_forked(families: &HashMap<String, (usize, bool)>) {
@@ -422,14 +437,7 @@ both_backends! {
             let rt = rt_of(&app.token(&client, &[]).await);
             race_round(&app.http, &[&app.base], &client, &rt, round).await;
         }
-        let url = app.db.url.clone();
-        let now = app.clock_now();
-        let families = actix_web::rt::task::spawn_blocking(move || live_tokens_per_family(&url, now))
-            .await
-            .expect("task");
-        assert_eq!(families.len(), rounds, "one family per round");
-        assert_no_family_forked(&families);
-        assert!(families.values().all(|(_, revoked)| *revoked), "every raced family was revoked");
+        races_left_no_fork(&app.db.url, app.clock_now(), rounds).await;
     }
 }
 
@@ -482,14 +490,7 @@ both_backends! {
             race_round(&app.http, &bases, &client, &rt, round).await;
         }
         drop(servers);
-        let url = app.db.url.clone();
-        let now = tessera::clock::Clock::now(&tessera::clock::SystemClock);
-        let families = actix_web::rt::task::spawn_blocking(move || live_tokens_per_family(&url, now))
-            .await
-            .expect("task");
-        assert_eq!(families.len(), rounds, "one family per round");
-        assert_no_family_forked(&families);
-        assert!(families.values().all(|(_, revoked)| *revoked), "every raced family was revoked");
+        races_left_no_fork(&app.db.url, tessera::clock::Clock::now(&tessera::clock::SystemClock), rounds).await;
     }
 }
 

@@ -12,7 +12,9 @@ use oauth2::{
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestDatabase, build_app, spawn_app_with, spec, test_settings};
+use crate::helpers::{
+    Backend, TestApp, TestDatabase, build_app, spawn_app_with, spec, test_settings,
+};
 
 /// A self-signed P-256 certificate for 127.0.0.1, valid for a day.
 fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
@@ -49,25 +51,32 @@ fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
+/// A server speaking HTTPS with a fresh certificate in `dir`, and a client
+/// that trusts that certificate.
+async fn https_app(backend: &Backend, dir: &Path) -> (TestApp, reqwest::Client) {
+    let (cert, key) = certificate(dir);
+    let (c, k) = (cert.clone(), key);
+    let app = spawn_app_with(backend, move |s| {
+        s.tls_cert = Some(c);
+        s.tls_key = Some(k);
+    })
+    .await;
+    let pem = std::fs::read(&cert).expect("certificate");
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("PEM"))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("HTTPS client");
+    (app, https)
+}
+
 both_backends! {
     async fn the_server_speaks_https_and_the_oauth2_crate_gets_a_token(backend) {
         let certs = tempfile::tempdir().expect("temp dir");
-        let (cert, key) = certificate(certs.path());
-        let (c, k) = (cert.clone(), key.clone());
-        let app = spawn_app_with(&backend, move |s| {
-            s.tls_cert = Some(c);
-            s.tls_key = Some(k);
-        })
-        .await;
+        let (app, https) = https_app(&backend, certs.path()).await;
         assert!(app.base.starts_with("https://"));
         assert_eq!(app.issuer, format!("https://127.0.0.1:{}", app.port), "the default issuer follows the scheme");
 
-        let pem = std::fs::read(&cert).expect("certificate");
-        let https = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("PEM"))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("HTTPS client");
         let metadata: Value = https.get(app.url("/.well-known/oauth-authorization-server"))
             .send().await.expect("metadata over HTTPS").json().await.expect("JSON");
         assert_eq!(metadata["issuer"], app.issuer.as_str());
@@ -103,19 +112,7 @@ both_backends! {
     /// for real, and the crate's `introspect` watching the effect.
     async fn the_oauth2_crate_revokes_access_and_refresh_tokens_over_https(backend) {
         let certs = tempfile::tempdir().expect("temp dir");
-        let (cert, key) = certificate(certs.path());
-        let (c, k) = (cert.clone(), key.clone());
-        let app = spawn_app_with(&backend, move |s| {
-            s.tls_cert = Some(c);
-            s.tls_key = Some(k);
-        })
-        .await;
-        let pem = std::fs::read(&cert).expect("certificate");
-        let https = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("PEM"))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("HTTPS client");
+        let (app, https) = https_app(&backend, certs.path()).await;
         let client = app.create_client(spec("read", &["https://api.example.com"])).await;
         let oauth = BasicClient::new(ClientId::new(client.id.clone()))
             .set_client_secret(ClientSecret::new(client.secret.clone()))

@@ -16,7 +16,7 @@ use tessera::token::verify::VerifyError;
 use tessera::verifier::{BearerToken, Rejection, Verifier};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, TestClient, spawn_app, spec};
+use crate::helpers::{Backend, TestApp, TestClient, sign_raw, spawn_app, spec};
 
 const API: &str = "https://api.example.com";
 
@@ -38,17 +38,6 @@ fn b64(data: &[u8]) -> String {
 
 fn invalid(e: VerifyError) -> Result<(), Rejection> {
     Err(Rejection::Invalid(e))
-}
-
-/// Signs `header.payload`, given as raw JSON text so that duplicate members
-/// and odd types survive, with a P-256 key in PKCS#8.
-fn sign_raw(pkcs8: &[u8], header: &str, payload: &str) -> String {
-    let rng = ring::rand::SystemRandom::new();
-    let pair =
-        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng).expect("key");
-    let signing_input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
-    let sig = pair.sign(&rng, signing_input.as_bytes()).expect("sign");
-    format!("{signing_input}.{}", b64(sig.as_ref()))
 }
 
 fn hs256(key: &[u8], header: &Value, payload: &str) -> String {
