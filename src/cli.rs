@@ -105,7 +105,9 @@ pub enum KeysCommand {
 
 #[derive(Debug, Args)]
 pub struct RetireArgs {
-    /// The key's kid.
+    /// The key's kid. A kid is base64url, so it may begin with `-`: it is
+    /// taken as the kid, never as an option.
+    #[arg(allow_hyphen_values = true)]
     pub kid: String,
     /// Required: retirement takes effect immediately, breaking every token
     /// the key signed (scheduled retirement happens through rotation).
@@ -184,8 +186,9 @@ pub struct CreateArgs {
     /// (IPv4 or IPv6); repeat for more.
     #[arg(long = "allow-network", value_name = "CIDR")]
     pub allowed_networks: Vec<String>,
-    /// Use this client id instead of a generated UUID.
-    #[arg(long)]
+    /// Use this client id instead of a generated UUID (it may begin with
+    /// `-`).
+    #[arg(long, allow_hyphen_values = true)]
     pub id: Option<String>,
     #[command(flatten)]
     pub output: JsonFlag,
@@ -193,7 +196,9 @@ pub struct CreateArgs {
 
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
-    /// The client id.
+    /// The client id (taken as the id even when it begins with `-`, which
+    /// `--id` allows).
+    #[arg(allow_hyphen_values = true)]
     pub id: String,
     #[arg(long)]
     pub name: Option<String>,
@@ -234,7 +239,9 @@ pub struct UpdateArgs {
 
 #[derive(Debug, Args)]
 pub struct RotateSecretArgs {
-    /// The client id.
+    /// The client id (taken as the id even when it begins with `-`, which
+    /// `--id` allows).
+    #[arg(allow_hyphen_values = true)]
     pub id: String,
     /// How long the old secret keeps working: `24h` (default), `30m`,
     /// `3600`; `0` stops it at once (for a compromised secret).
@@ -246,7 +253,9 @@ pub struct RotateSecretArgs {
 
 #[derive(Debug, Args)]
 pub struct IdArgs {
-    /// The client id.
+    /// The client id (taken as the id even when it begins with `-`, which
+    /// `--id` allows).
+    #[arg(allow_hyphen_values = true)]
     pub id: String,
     #[command(flatten)]
     pub output: JsonFlag,
@@ -834,5 +843,41 @@ fn print_json<T: serde::Serialize>(value: &T) {
     if let Err(e) = written {
         eprintln!("tessera: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, ClientCommand, Command, KeysCommand};
+
+    /// A kid is base64url and a client id may begin with `-` too: such a
+    /// value is the argument, in any position, not an unknown option.
+    #[test]
+    fn ids_and_kids_beginning_with_a_hyphen_are_arguments() {
+        for argv in [
+            ["tessera", "keys", "retire", "-Lq3", "--now"],
+            ["tessera", "keys", "retire", "--now", "-Lq3"],
+        ] {
+            let cli = Cli::try_parse_from(argv).expect("parses");
+            let Some(Command::Keys(KeysCommand::Retire(args))) = cli.command else {
+                panic!("not keys retire");
+            };
+            assert_eq!((args.kid.as_str(), args.now), ("-Lq3", true));
+        }
+        let cli = Cli::try_parse_from(["tessera", "client", "disable", "-svc", "--json"])
+            .expect("parses");
+        let Some(Command::Client(ClientCommand::Disable(args))) = cli.command else {
+            panic!("not client disable");
+        };
+        assert_eq!(args.id, "-svc");
+        let cli =
+            Cli::try_parse_from(["tessera", "client", "create", "--name", "n", "--id", "-svc"])
+                .expect("parses");
+        let Some(Command::Client(ClientCommand::Create(args))) = cli.command else {
+            panic!("not client create");
+        };
+        assert_eq!(args.id.as_deref(), Some("-svc"));
     }
 }

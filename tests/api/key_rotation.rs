@@ -404,8 +404,9 @@ both_backends! {
                 .expect("run tessera")
         };
         let refused = cli(&["keys", "retire", &kid]);
-        assert_eq!(refused.status.code(), Some(2), "--now is required");
-        assert!(String::from_utf8_lossy(&refused.stderr).contains("--now"));
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "--now is required: {stderr}");
+        assert!(stderr.contains("--now"), "{stderr}");
         let done = cli_json(&cli(&["keys", "retire", &kid, "--now", "--json"]));
         assert_eq!(done["kid"], kid.as_str());
         let successor = done["successor"].as_str().expect("a successor").to_owned();
